@@ -1,0 +1,31 @@
+# The two commands a new user runs: `make run` (install, start a 4-node network, demonstrate the
+# invoice life cycle) and `make test`. Both create .venv and install into it on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: install run stop test test-fast bench bench-core chaos clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not slow"
+
+bench-core: $(STAMP)
+	$(PY) scripts/bench_core.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""chainvoice: a permissioned PBFT ledger for the whole life of an invoice."""

@@ -1,0 +1,131 @@
+"""Canonical MessagePack encoding, SHA-256 hashing and hex for JSON (SPEC §5).
+
+Canonical means: msgpack with ``use_bin_type=True``, map keys sorted recursively, no floats,
+integers in the signed 64-bit range. Two honest nodes that encode the same value always produce
+the same bytes, so hashes and signatures over encodings are well defined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgpack
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+# A canonical value nests maps and lists; anything deeper than this is an attack, not an invoice.
+MAX_DEPTH = 32
+
+# Upper bound on anything we are asked to decode (a block of transactions included). Keeps a
+# hostile peer or client from making the unpacker allocate without limit.
+MAX_DECODE_BYTES = 64 * 1024 * 1024
+
+_sha256 = hashlib.sha256
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+class EncodingError(ValueError):
+    """A value cannot be encoded canonically, or bytes are not a canonical encoding."""
+
+
+def _canonical(value: Any, depth: int) -> Any:
+    """Return a copy of ``value`` whose maps are key-sorted, checking every type on the way."""
+    if depth > MAX_DEPTH:
+        raise EncodingError("value nests too deeply")
+    t = type(value)
+    if t is str or t is bytes or t is bool or value is None:
+        return value
+    if t is int:
+        if value < INT64_MIN or value > INT64_MAX:
+            raise EncodingError(f"integer {value} is outside the signed 64-bit range")
+        return value
+    if t is dict:
+        items = []
+        for k, v in value.items():
+            if type(k) is not str:
+                raise EncodingError(f"map key {k!r} is not a string")
+            items.append((k, _canonical(v, depth + 1)))
+        items.sort(key=_first)
+        return dict(items)
+    if t is list or t is tuple:
+        return [_canonical(v, depth + 1) for v in value]
+    if t is bytearray or t is memoryview:
+        return bytes(value)
+    if t is float:
+        raise EncodingError("floats are not allowed in canonical encoding")
+    raise EncodingError(f"type {t.__name__} cannot be encoded canonically")
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    # Python orders str by code point, which is the order of their UTF-8 bytes.
+    return pair[0]
+
+
+def encode(value: Any) -> bytes:
+    """Canonical MessagePack bytes of ``value`` (SPEC §5)."""
+    return _packb(_canonical(value, 0))
+
+
+def decode(raw: bytes, *, canonical: bool = True) -> Any:
+    """Decode MessagePack bytes; with ``canonical`` (the default) refuse any non-canonical form.
+
+    Refusing non-canonical bytes matters: a transaction or block has exactly one byte string, so
+    its hash (tx_id, block hash) cannot be changed by re-encoding it.
+    """
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise EncodingError("expected bytes")
+    if len(raw) > MAX_DECODE_BYTES:
+        raise EncodingError("encoding too large")
+    try:
+        value = msgpack.unpackb(
+            raw,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+        )
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise EncodingError(f"not valid MessagePack: {exc.__class__.__name__}") from None
+    if canonical:
+        try:
+            again = encode(value)
+        except EncodingError as exc:
+            raise EncodingError(f"not canonical: {exc}") from None
+        if again != bytes(raw):
+            raise EncodingError("not canonical: keys unsorted or integers not minimally encoded")
+    return value
+
+
+def sha256(data: bytes) -> bytes:
+    return _sha256(data).digest()
+
+
+def hash_value(value: Any) -> bytes:
+    """SHA-256 of the canonical encoding of ``value``."""
+    return _sha256(encode(value)).digest()
+
+
+def to_json(value: Any) -> Any:
+    """Turn a decoded value into JSON-ready form: bytes become lowercase hex, recursively."""
+    t = type(value)
+    if t is bytes:
+        return value.hex()
+    if t is dict:
+        return {k: to_json(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_hex(text: str, length: int | None = None) -> bytes:
+    """Parse lowercase or uppercase hex, optionally of an exact byte length."""
+    if not isinstance(text, str):
+        raise EncodingError("expected a hex string")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise EncodingError(f"not hex: {text[:80]!r}") from None
+    if length is not None and len(raw) != length:
+        raise EncodingError(f"expected {length} bytes of hex, got {len(raw)}")
+    return raw

@@ -1,0 +1,1 @@
+"""Network shells: peer transport, HTTP API."""

@@ -1,0 +1,156 @@
+"""What the ledger keeps: invoice and member records, receipts, and their state-tree keys.
+
+A record's canonical encoding is the value stored under its key in the state tree (SPEC §5), so
+field names here are part of the verifiable format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import codec
+
+# Invoice status (SPEC §5).
+ISSUED = "ISSUED"
+LOCKED = "LOCKED"
+REIMBURSED = "REIMBURSED"
+DECLARED = "DECLARED"
+REVERSED = "REVERSED"
+INVOICE_STATUSES = (ISSUED, LOCKED, REIMBURSED, DECLARED, REVERSED)
+
+# Member status (SPEC §2).
+ACTIVE = "active"
+FROZEN = "frozen"
+DEREGISTERED = "deregistered"
+
+# Member roles (SPEC §2).
+TAX = "tax"
+MERCHANT = "merchant"
+PLATFORM = "platform"
+ENTERPRISE = "enterprise"
+
+RECEIPT_OK = "ok"
+RECEIPT_REJECTED = "rejected"
+
+_sha256 = hashlib.sha256
+
+
+# -- state-tree keys --------------------------------------------------------------------------
+
+def invoice_key(number: str) -> bytes:
+    """SPEC §5: SHA256(b"invoice/" + number)."""
+    return _sha256(b"invoice/" + number.encode()).digest()
+
+
+def member_key(public_key: bytes) -> bytes:
+    return _sha256(b"member/" + public_key).digest()
+
+
+def tax_id_key(role: str, tax_id: str) -> bytes:
+    """Which member holds a taxpayer id in a role (merchant ids and enterprise ids are unique)."""
+    return _sha256(b"taxid/" + role.encode() + b"/" + tax_id.encode()).digest()
+
+
+def payment_ref_key(seller_tax_id: str, payment_ref: str) -> bytes:
+    # Taxpayer ids never contain "/", so the pair is unambiguous.
+    return _sha256(b"payref/" + seller_tax_id.encode() + b"/" + payment_ref.encode()).digest()
+
+
+def quota_key(seller_tax_id: str, month: str) -> bytes:
+    return _sha256(b"quota/" + seller_tax_id.encode() + b"/" + month.encode()).digest()
+
+
+# -- records ----------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Invoice:
+    number: str
+    seller: bytes  # the issuing merchant's key
+    seller_tax_id: str
+    seller_name: str
+    buyer_name: str
+    buyer_tax_id: str
+    holder: bytes
+    lines: list[dict[str, Any]]
+    amount: int
+    tax: int
+    total: int
+    remaining: int  # of total, reduced only by confirmed red-letter reversals
+    issued_at_ms: int
+    issued_height: int
+    status: str
+    flagged: bool
+    last_tx: bytes
+    payment_ref: str = ""
+    remark: str = ""
+    flag_reason: str = ""
+    claim: dict[str, Any] | None = None  # {"platform": key, "claim_id": str} once locked/reimbursed
+    red_request: dict[str, Any] | None = None  # {"amount", "reason", "tx"} while pending
+    reversed_amount: int = 0
+    declared_period: str = ""
+
+    def to_map(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def encode(self) -> bytes:
+        return codec.encode(asdict(self))
+
+    @classmethod
+    def from_map(cls, m: dict[str, Any]) -> "Invoice":
+        return cls(**m)
+
+
+@dataclass(slots=True)
+class Member:
+    key: bytes
+    role: str
+    name: str
+    status: str
+    last_tx: bytes
+    tax_id: str = ""
+    taxpayer_type: str = ""
+    monthly_quota: int = 0
+    serves: list[bytes] = field(default_factory=list)
+
+    def to_map(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def encode(self) -> bytes:
+        return codec.encode(asdict(self))
+
+    @classmethod
+    def from_map(cls, m: dict[str, Any]) -> "Member":
+        return cls(**m)
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The outcome of one transaction. ``leaf`` is what ``receipts_root`` commits to (SPEC §5);
+    ``message`` and ``reference`` travel beside it in API answers."""
+
+    tx_id: bytes
+    status: str
+    code: str = ""
+    message: str = ""
+    reference: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RECEIPT_OK
+
+    def leaf(self) -> bytes:
+        return codec.encode({"tx_id": self.tx_id, "status": self.status, "code": self.code})
+
+    def to_map(self) -> dict[str, Any]:
+        return {"tx_id": self.tx_id, "status": self.status, "code": self.code,
+                "message": self.message, "reference": self.reference}
+
+    @classmethod
+    def from_map(cls, m: dict[str, Any]) -> "Receipt":
+        return cls(m["tx_id"], m["status"], m["code"], m.get("message", ""), m.get("reference"))

@@ -1,0 +1,217 @@
+"""The chain store: one atomic, synced write per committed block, and the indexes the API serves.
+
+Layout (one byte prefix per table; heights big-endian so keys sort by height):
+
+    m<name>                     meta: tip, genesis hash, safety state
+    b<height>                   block (canonical bytes)
+    c<height>                   commit certificate
+    r<height>                   receipts of the block, with messages and references
+    t<tx_id>                    [height, index] of a committed transaction
+    s<state key>                latest state value
+    n<node hash>                state-tree node
+    v<value hash>               state value by hash (proofs at earlier heights)
+    h<number><height><index>    invoice history entry: every transaction naming it, accepted or not
+    w<holder><number>           wallet: invoices a key currently holds
+    e<id>                       consensus evidence (conflicting signed messages)
+
+Every block's entries, including the new tip, go in one write batch, so after a crash the store
+is always exactly at a block boundary: the last block either fully committed or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .. import codec
+from ..chain.block import Block, CommitCertificate, Header
+from ..chain.chain import BlockCommit, genesis_commit
+from ..chain.genesis import Genesis
+from ..ledger.records import Receipt
+from ..smt import EMPTY
+from .kv import KeyValue
+
+_TIP = b"mtip"
+_GENESIS = b"mgenesis"
+_SAFETY = b"msafety"
+
+_H = 8  # bytes of a height in keys
+_I = 4  # bytes of a position in a block
+
+
+class StoreCorrupt(RuntimeError):
+    """The store is inconsistent or belongs to another chain: the node must not start on it."""
+
+
+def _height(h: int) -> bytes:
+    return h.to_bytes(_H, "big")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    height: int
+    index: int
+    tx_id: bytes
+    kind: str
+    signer: bytes
+    status: str
+    code: str
+
+
+class ChainStore:
+    """Implements ``chain.CommittedStore`` and the node's read indexes over a KeyValue."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+        self._tip: Header | None = None
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def open(self, genesis: Genesis) -> Header:
+        """Start a fresh store at genesis, or check an existing one and return its tip."""
+        genesis_hash = genesis.block().hash
+        stored = self.kv.get(_GENESIS)
+        if stored is None:
+            if self.kv.get(_TIP) is not None:
+                raise StoreCorrupt("store has a tip but no genesis record")
+            self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
+        elif stored != genesis_hash:
+            raise StoreCorrupt("this store belongs to a different chain (genesis hash differs)")
+        tip = codec.decode(self.kv.get(_TIP) or b"\xc0")
+        if not isinstance(tip, dict):
+            raise StoreCorrupt("store has no tip record")
+        block = self.block(tip["height"])
+        if block is None or block.hash != tip["hash"]:
+            raise StoreCorrupt(f"tip block {tip['height']} is missing or does not match the tip record")
+        if self.kv.get(b"b" + _height(tip["height"] + 1)) is not None:
+            raise StoreCorrupt(f"a block above the tip ({tip['height'] + 1}) exists")
+        root = block.header.state_root
+        if root != EMPTY and self.node(root) is None:
+            raise StoreCorrupt("the tip's state root is not in the store")
+        self._tip = block.header
+        return block.header
+
+    @property
+    def tip(self) -> Header:
+        assert self._tip is not None, "open() the store first"
+        return self._tip
+
+    # -- chain.CommittedStore ------------------------------------------------------------------
+
+    def state_value(self, key: bytes) -> bytes | None:
+        return self.kv.get(b"s" + key)
+
+    def node(self, node_hash: bytes) -> bytes | None:
+        return self.kv.get(b"n" + node_hash)
+
+    def has_tx(self, tx_id: bytes) -> bool:
+        return self.kv.get(b"t" + tx_id) is not None
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def save_commit(self, commit: BlockCommit, *, genesis_hash: bytes | None = None) -> None:
+        """Write one committed block and everything it changes in one synced batch."""
+        block = commit.block
+        h = block.height
+        if self._tip is not None:
+            assert h == self._tip.height + 1 and block.header.prev_hash == self._tip.hash, "blocks commit in order"
+        hb = _height(h)
+        puts: dict[bytes, bytes] = {
+            b"b" + hb: block.encoded,
+            b"r" + hb: codec.encode([r.to_map() for r in commit.receipts]),
+            _TIP: codec.encode({"height": h, "hash": block.hash}),
+        }
+        if commit.certificate is not None:
+            puts[b"c" + hb] = commit.certificate.encode()
+        if genesis_hash is not None:
+            puts[_GENESIS] = genesis_hash
+        for key, value in commit.state_writes.items():
+            puts[b"s" + key] = value
+            puts[b"v" + codec.sha256(value)] = value
+        for node_hash, node in commit.nodes.items():
+            puts[b"n" + node_hash] = node
+        wallet: dict[bytes, bool] = {}  # w-key -> present after this block
+        for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
+            puts[b"t" + tx.tx_id] = codec.encode([h, i])
+            number = tx.number
+            if number is None:
+                continue
+            puts[b"h" + number.encode() + hb + i.to_bytes(_I, "big")] = codec.encode(
+                {"tx_id": tx.tx_id, "kind": tx.kind, "signer": tx.signer, "status": receipt.status, "code": receipt.code})
+            if receipt.ok and tx.kind == "issue":
+                wallet[b"w" + tx.body["holder"] + number.encode()] = True
+            elif receipt.ok and tx.kind == "transfer":
+                wallet[b"w" + tx.signer + number.encode()] = False
+                wallet[b"w" + tx.body["to"] + number.encode()] = True
+        deletes = []
+        for key, present in wallet.items():
+            if present:
+                puts[key] = b""
+            else:
+                deletes.append(key)
+        self.kv.write(puts, deletes, sync=True)
+        self._tip = block.header
+
+    def save_safety(self, state: bytes) -> None:
+        """The replica's safety state; synced before any vote it protects is sent."""
+        self.kv.write({_SAFETY: state}, sync=True)
+
+    def load_safety(self) -> bytes | None:
+        return self.kv.get(_SAFETY)
+
+    def save_evidence(self, evidence_id: bytes, evidence: bytes) -> None:
+        self.kv.write({b"e" + evidence_id: evidence}, sync=True)
+
+    def evidence(self) -> list[bytes]:
+        return [v for _, v in self.kv.scan(b"e")]
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def block(self, height: int) -> Block | None:
+        raw = self.kv.get(b"b" + _height(height))
+        return None if raw is None else Block.decode(raw)
+
+    def block_bytes(self, height: int) -> bytes | None:
+        return self.kv.get(b"b" + _height(height))
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        raw = self.kv.get(b"c" + _height(height))
+        return None if raw is None else CommitCertificate.decode(raw)
+
+    def receipts(self, height: int) -> list[Receipt]:
+        raw = self.kv.get(b"r" + _height(height))
+        return [] if raw is None else [Receipt.from_map(m) for m in codec.decode(raw, canonical=False)]
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        raw = self.kv.get(b"t" + tx_id)
+        if raw is None:
+            return None
+        height, index = codec.decode(raw, canonical=False)
+        return height, index
+
+    def value(self, value_hash: bytes) -> bytes | None:
+        return self.kv.get(b"v" + value_hash)
+
+    def history(self, number: str) -> list[HistoryEntry]:
+        prefix = b"h" + number.encode()
+        out = []
+        for key, raw in self.kv.scan(prefix):
+            rest = key[len(prefix):]
+            m: dict[str, Any] = codec.decode(raw, canonical=False)
+            out.append(HistoryEntry(int.from_bytes(rest[:_H], "big"), int.from_bytes(rest[_H:], "big"),
+                                    m["tx_id"], m["kind"], m["signer"], m["status"], m["code"]))
+        return out
+
+    def wallet(self, holder: bytes) -> list[str]:
+        prefix = b"w" + holder
+        return [key[len(prefix):].decode() for key, _ in self.kv.scan(prefix)]
+
+    def blocks(self, start: int, stop: int) -> Iterator[tuple[Block, CommitCertificate | None]]:
+        for h in range(start, stop):
+            block = self.block(h)
+            if block is None:
+                return
+            yield block, self.certificate(h)
+
+    def close(self) -> None:
+        self.kv.close()

@@ -1,0 +1,127 @@
+"""Blocks built on one replica re-execute to the same roots on another; tampering is refused."""
+
+import dataclasses
+
+import pytest
+
+from chainvoice import merkle, smt
+from chainvoice.chain.block import Block, CommitCertificate, Vote, sign_commit
+from chainvoice.chain.chain import InvalidBlock
+from chainvoice.chain.genesis import Genesis, GenesisError
+from chainvoice.ledger import amounts
+from chainvoice.ledger.records import invoice_key
+from chainvoice.ledger.transaction import sign
+from chainvoice.store.chainstore import ChainStore, StoreCorrupt
+from chainvoice.store.kv import MemoryKeyValue
+
+from tests.support.consortium import TAX_IDS, make_genesis, node_key, open_chain
+from tests.support.world import CHAIN_ID, T0, key_of
+
+_n = 0
+
+
+def tx(signer, kind, body):
+    global _n
+    _n += 1
+    return sign(key_of(signer), CHAIN_ID, kind, body, _n.to_bytes(16, "big"))
+
+
+def issue_tx(number, holder="alice"):
+    lines = [amounts.build_line("Chair", 1, 10_000, 1300)]
+    a, t, total = amounts.totals(lines)
+    return tx("shop", "issue", {"number": number, "seller_tax_id": TAX_IDS["shop"], "seller_name": "Shop",
+                                "buyer_name": "Alice", "holder": key_of(holder).public_key, "lines": lines,
+                                "amount": a, "tax": t, "total": total})
+
+
+def certify(genesis, block, view=0, signers=("node0", "node1", "node2")):
+    votes = tuple(Vote(s, sign_commit(node_key(s), genesis.chain_id, block.height, view, block.hash)) for s in signers)
+    return CommitCertificate(block.height, view, block.hash, votes)
+
+
+def test_genesis_file_round_trip_and_tamper():
+    g = make_genesis()
+    again = Genesis.loads(g.dumps())
+    assert again.block().hash == g.block().hash
+    doc = g.to_json()
+    doc["members"][1]["monthly_quota"] += 1
+    with pytest.raises(GenesisError, match="header does not match"):
+        Genesis.from_json(doc)
+
+
+def test_build_check_commit_and_reopen():
+    g = make_genesis()
+    kv_a = MemoryKeyValue()
+    a, store_a = open_chain(g, kv_a)
+    b, store_b = open_chain(g)
+    t1, t2 = issue_tx("26440000000000000001"), issue_tx("26440000000000000002")
+    cand, skipped = a.build([t1, t2, t1], T0, "node0")
+    assert [s[1] for s in skipped] == ["appears twice in the batch"]
+    blk = cand.block
+    assert blk.header.tx_count == 2 and blk.header.tx_root == merkle.root([t1.raw, t2.raw])
+    # the backup re-executes from the raw bytes and agrees on every root
+    checked = b.check(Block.decode(blk.encoded))
+    assert checked.block.header == blk.header
+    cert = certify(g, blk)
+    store_a.save_commit(a.commit(cand, cert))
+    store_b.save_commit(b.commit(checked, cert))
+    assert store_a.tip == store_b.tip == blk.header
+    # the state root proves the invoice
+    value = store_a.state_value(invoice_key("26440000000000000001"))
+    tree = smt.SparseMerkleTree(type("N", (), {"get": staticmethod(store_a.node), "put_many": None})())
+    proof = tree.prove(blk.header.state_root, invoice_key("26440000000000000001"))
+    assert smt.verify_inclusion(blk.header.state_root, invoice_key("26440000000000000001"), smt.value_hash(value), proof)
+    # indexes
+    assert store_a.tx_location(t2.tx_id) == (1, 1)
+    assert store_a.wallet(key_of("alice").public_key) == ["26440000000000000001", "26440000000000000002"]
+    assert [e.kind for e in store_a.history("26440000000000000001")] == ["issue"]
+    # a replay is left out of the next block
+    cand2, skipped2 = a.build([t1], T0 + 1000, "node0")
+    assert cand2.block.header.tx_count == 0 and skipped2[0][1] == "already committed"
+    # reopening the same store finds the same tip
+    reopened = ChainStore(kv_a)
+    assert reopened.open(g) == blk.header
+
+
+def test_check_refuses_tampered_blocks():
+    g = make_genesis()
+    a, _ = open_chain(g)
+    b, _ = open_chain(g)
+    cand, _ = a.build([issue_tx("26440000000000000003")], T0, "node0")
+    blk = cand.block
+    h = blk.header
+    for name, value in [("state_root", b"\x01" * 32), ("receipts_root", b"\x02" * 32), ("tx_root", b"\x03" * 32),
+                        ("prev_hash", b"\x04" * 32), ("height", 2), ("chain_id", "other")]:
+        bad = Block(dataclasses.replace(h, **{name: value}), blk.txs)
+        with pytest.raises(InvalidBlock):
+            b.check(bad)
+    # a transaction whose bytes were altered no longer verifies
+    raw = bytearray(blk.txs[0]); raw[-70] ^= 1
+    with pytest.raises(InvalidBlock, match="malformed"):
+        b.check(Block(h, (bytes(raw),)))
+
+
+def test_check_certified_needs_2f_plus_1_valid_votes():
+    g = make_genesis()
+    a, _ = open_chain(g)
+    b, _ = open_chain(g)
+    cand, _ = a.build([issue_tx("26440000000000000004")], T0, "node0")
+    blk = cand.block
+    b.check_certified(blk, certify(g, blk))
+    with pytest.raises(InvalidBlock, match="2f\\+1"):
+        b.check_certified(blk, certify(g, blk, signers=("node0", "node1")))
+    dup = certify(g, blk, signers=("node0", "node1"))
+    dup = dataclasses.replace(dup, votes=dup.votes + (dup.votes[0],))
+    with pytest.raises(InvalidBlock, match="two votes"):
+        b.check_certified(blk, dup)
+    forged = certify(g, blk)
+    forged = dataclasses.replace(forged, votes=forged.votes[:2] + (Vote("node2", b"\x00" * 64),))
+    with pytest.raises(InvalidBlock, match="invalid signature"):
+        b.check_certified(blk, forged)
+
+
+def test_store_of_another_chain_is_refused():
+    kv = MemoryKeyValue()
+    ChainStore(kv).open(make_genesis())
+    with pytest.raises(StoreCorrupt, match="different chain"):
+        ChainStore(kv).open(make_genesis(chain_id="cv-other"))

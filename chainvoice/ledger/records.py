@@ -7,7 +7,7 @@ field names here are part of the verifiable format.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codec
@@ -92,10 +92,24 @@ class Invoice:
     declared_period: str = ""
 
     def to_map(self) -> dict[str, Any]:
-        return asdict(self)
+        """The state-tree value's map, keys in sorted order (so ``encode`` needs no re-sort)."""
+        claim, red = self.claim, self.red_request
+        return {
+            "amount": self.amount, "buyer_name": self.buyer_name, "buyer_tax_id": self.buyer_tax_id,
+            "claim": None if claim is None else {"claim_id": claim["claim_id"], "platform": claim["platform"]},
+            "declared_period": self.declared_period, "flag_reason": self.flag_reason, "flagged": self.flagged,
+            "holder": self.holder, "issued_at_ms": self.issued_at_ms, "issued_height": self.issued_height,
+            "last_tx": self.last_tx,
+            "lines": self.lines,  # from a decoded canonical body: already sorted
+            "number": self.number, "payment_ref": self.payment_ref,
+            "red_request": None if red is None else {"amount": red["amount"], "reason": red["reason"], "tx": red["tx"]},
+            "remaining": self.remaining, "remark": self.remark, "reversed_amount": self.reversed_amount,
+            "seller": self.seller, "seller_name": self.seller_name, "seller_tax_id": self.seller_tax_id,
+            "status": self.status, "tax": self.tax, "total": self.total,
+        }
 
     def encode(self) -> bytes:
-        return codec.encode(asdict(self))
+        return codec.encode_sorted(self.to_map())
 
     @classmethod
     def from_map(cls, m: dict[str, Any]) -> "Invoice":
@@ -115,10 +129,13 @@ class Member:
     serves: list[bytes] = field(default_factory=list)
 
     def to_map(self) -> dict[str, Any]:
-        return asdict(self)
+        """Keys in sorted order (see Invoice.to_map)."""
+        return {"key": self.key, "last_tx": self.last_tx, "monthly_quota": self.monthly_quota, "name": self.name,
+                "role": self.role, "serves": list(self.serves), "status": self.status, "tax_id": self.tax_id,
+                "taxpayer_type": self.taxpayer_type}
 
     def encode(self) -> bytes:
-        return codec.encode(asdict(self))
+        return codec.encode_sorted(self.to_map())
 
     @classmethod
     def from_map(cls, m: dict[str, Any]) -> "Member":

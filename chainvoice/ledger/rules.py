@@ -9,7 +9,7 @@ tax officer looks for: whoever tries to claim an invoice twice is recorded as ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import amounts, calendar, codes, taxid
@@ -41,10 +41,13 @@ class BlockContext:
 
     height: int
     timestamp_ms: int
+    month: str = field(init=False)  # 'YYYY-MM' in Beijing time, computed once per block
+    year: int = field(init=False)
 
-    @property
-    def month(self) -> str:
-        return calendar.month_of(self.timestamp_ms)
+    def __post_init__(self) -> None:
+        y, m, _ = calendar.beijing_date(self.timestamp_ms)
+        object.__setattr__(self, "month", f"{y:04d}-{m:02d}")
+        object.__setattr__(self, "year", y)
 
 
 class Rejected(Exception):
@@ -67,11 +70,6 @@ def apply(state: LedgerState, tx: Transaction, block: BlockContext) -> Receipt:
 
 
 # -- shared checks ------------------------------------------------------------------------------
-
-def _require(condition: bool, code: str, message: str) -> None:
-    if not condition:
-        raise Rejected(code, message)
-
 
 def _acting_member(state: LedgerState, signer: bytes, *roles: str) -> Member:
     """The signer as an active member in one of ``roles``."""
@@ -98,20 +96,23 @@ def _existing(state: LedgerState, number: str) -> Invoice:
 
 
 def _not_reversed(inv: Invoice) -> None:
-    _require(inv.status != REVERSED, codes.REVERSED, f"invoice {inv.number} has been reversed (red letter)")
+    if inv.status == REVERSED:
+        raise Rejected(codes.REVERSED, f"invoice {inv.number} has been reversed (red letter)")
 
 
 def _not_flagged(inv: Invoice) -> None:
-    _require(not inv.flagged, codes.FLAGGED, f"invoice {inv.number} is flagged by the tax authority: {inv.flag_reason}")
+    if inv.flagged:
+        raise Rejected(codes.FLAGGED, f"invoice {inv.number} is flagged by the tax authority: {inv.flag_reason}")
 
 
 def _no_red_pending(inv: Invoice) -> None:
-    _require(inv.red_request is None, codes.RED_PENDING, f"invoice {inv.number} has a red-letter request awaiting the holder")
+    if inv.red_request is not None:
+        raise Rejected(codes.RED_PENDING, f"invoice {inv.number} has a red-letter request awaiting the holder")
 
 
 def _status(inv: Invoice, *allowed: str) -> None:
-    _require(inv.status in allowed, codes.INVALID_STATUS,
-             f"invoice {inv.number} is {inv.status}; this needs {' or '.join(allowed)}")
+    if inv.status not in allowed:
+        raise Rejected(codes.INVALID_STATUS, f"invoice {inv.number} is {inv.status}; this needs {' or '.join(allowed)}")
 
 
 def _serving_platform(state: LedgerState, platform: Member, inv: Invoice) -> None:
@@ -130,7 +131,8 @@ def _enterprises(state: LedgerState, keys: list[bytes]) -> None:
         m = state.member(key)
         if m is None or m.role != ENTERPRISE:
             raise Rejected(codes.UNKNOWN_MEMBER, f"{key.hex()} is not a registered enterprise")
-    _require(len(set(keys)) == len(keys), codes.NOT_APPLICABLE, "serves lists an enterprise twice")
+    if len(set(keys)) != len(keys):
+        raise Rejected(codes.NOT_APPLICABLE, "serves lists an enterprise twice")
 
 
 def _touch(inv: Invoice, tx: Transaction) -> None:
@@ -142,14 +144,16 @@ def _touch(inv: Invoice, tx: Transaction) -> None:
 def register_member(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
     b = tx.body
     _acting_member(state, tx.signer, TAX)
-    _require(state.member(b["key"]) is None, codes.ALREADY_REGISTERED, f"key {b['key'].hex()} is already a member")
+    if state.member(b["key"]) is not None:
+        raise Rejected(codes.ALREADY_REGISTERED, f"key {b['key'].hex()} is already a member")
     role = b["role"]
     tax_id = b.get("tax_id", "")
     if role in (MERCHANT, ENTERPRISE):
         problem = taxid.problem(tax_id)
-        _require(problem is None, codes.BAD_TAX_ID, f"{problem}")
-        _require(state.tax_id_holder(role, tax_id) is None, codes.DUPLICATE_TAX_ID,
-                 f"taxpayer id {tax_id} already belongs to a registered {role}")
+        if problem is not None:
+            raise Rejected(codes.BAD_TAX_ID, problem)
+        if state.tax_id_holder(role, tax_id) is not None:
+            raise Rejected(codes.DUPLICATE_TAX_ID, f"taxpayer id {tax_id} already belongs to a registered {role}")
     serves = list(b.get("serves", []))
     _enterprises(state, serves)
     member = Member(key=b["key"], role=role, name=b["name"], status=ACTIVE, last_tx=tx.tx_id,
@@ -164,15 +168,17 @@ def update_member(state: LedgerState, tx: Transaction, block: BlockContext) -> N
     b = tx.body
     _acting_member(state, tx.signer, TAX)
     member = state.member(b["key"])
-    _require(member is not None, codes.UNKNOWN_MEMBER, f"key {b['key'].hex()} is not a member")
+    if member is None:
+        raise Rejected(codes.UNKNOWN_MEMBER, f"key {b['key'].hex()} is not a member")
     assert member is not None
-    _require(member.status != DEREGISTERED, codes.MEMBER_INACTIVE, "a deregistered member cannot be changed")
+    if member.status == DEREGISTERED:
+        raise Rejected(codes.MEMBER_INACTIVE, "a deregistered member cannot be changed")
     status = b.get("status", member.status)
-    _require(not (member.key == tx.signer and status != ACTIVE), codes.NOT_AUTHORIZED,
-             "a tax authority cannot freeze or deregister itself")
+    if member.key == tx.signer and status != ACTIVE:
+        raise Rejected(codes.NOT_AUTHORIZED, "a tax authority cannot freeze or deregister itself")
     for name, role in (("monthly_quota", MERCHANT), ("taxpayer_type", MERCHANT), ("serves", PLATFORM)):
-        _require(name not in b or member.role == role, codes.NOT_APPLICABLE,
-                 f"{name} applies to a {role}, not a {member.role}")
+        if name in b and member.role != role:
+            raise Rejected(codes.NOT_APPLICABLE, f"{name} applies to a {role}, not a {member.role}")
     if "serves" in b:
         _enterprises(state, list(b["serves"]))
         member.serves = list(b["serves"])
@@ -193,18 +199,21 @@ def issue(state: LedgerState, tx: Transaction, block: BlockContext) -> dict[str,
     for label, value in (("seller_tax_id", seller_tax_id), ("buyer_tax_id", b.get("buyer_tax_id"))):
         if value is not None:
             problem = taxid.problem(value)
-            _require(problem is None, codes.BAD_TAX_ID, f"{label}: {problem}")
-    _require(seller_tax_id == merchant.tax_id, codes.NOT_AUTHORIZED,
-             f"seller_tax_id {seller_tax_id} is not the signing merchant's taxpayer id {merchant.tax_id}")
+            if problem is not None:
+                raise Rejected(codes.BAD_TAX_ID, f"{label}: {problem}")
+    if seller_tax_id != merchant.tax_id:
+        raise Rejected(codes.NOT_AUTHORIZED, f"seller_tax_id {seller_tax_id} is not the signing merchant's taxpayer id {merchant.tax_id}")
     number = b["number"]
-    year = calendar.beijing_date(block.timestamp_ms)[0]
-    _require(number[:2] == f"{year % 100:02d}", codes.BAD_NUMBER,
-             f"invoice number {number} does not start with the year of issue ({year % 100:02d})")
+    if int(number[:2]) != block.year % 100:
+        raise Rejected(codes.BAD_NUMBER,
+                       f"invoice number {number} does not start with the year of issue ({block.year % 100:02d})")
     lines = b["lines"]
     problem = amounts.rate_problem(lines, merchant.taxpayer_type)
-    _require(problem is None, codes.BAD_RATE, f"{problem}")
+    if problem is not None:
+        raise Rejected(codes.BAD_RATE, problem)
     problem = amounts.amounts_problem(lines, b["amount"], b["tax"], b["total"])
-    _require(problem is None, codes.BAD_AMOUNTS, f"{problem}")
+    if problem is not None:
+        raise Rejected(codes.BAD_AMOUNTS, problem)
     ref = b.get("payment_ref")
     if ref is not None:
         existing = state.payment_ref(seller_tax_id, ref)
@@ -213,12 +222,13 @@ def issue(state: LedgerState, tx: Transaction, block: BlockContext) -> dict[str,
             # invoice the first one created instead of creating a second.
             raise Rejected(codes.DUPLICATE_PAYMENT_REF,
                            f"payment {ref} was already invoiced as {existing}", {"number": existing})
-    _require(state.invoice(number) is None, codes.DUPLICATE_NUMBER, f"invoice number {number} is already used")
+    if state.invoice(number) is not None:
+        raise Rejected(codes.DUPLICATE_NUMBER, f"invoice number {number} is already used")
     month = block.month
     used = state.quota_used(seller_tax_id, month)
     total = b["total"]
-    _require(used + total <= merchant.monthly_quota, codes.QUOTA_EXCEEDED,
-             f"issuing {total} fen would bring {month} to {used + total} of a {merchant.monthly_quota} fen quota")
+    if used + total > merchant.monthly_quota:
+        raise Rejected(codes.QUOTA_EXCEEDED, f"issuing {total} fen would bring {month} to {used + total} of a {merchant.monthly_quota} fen quota")
 
     invoice = Invoice(
         number=number, seller=tx.signer, seller_tax_id=seller_tax_id, seller_name=b["seller_name"],
@@ -238,7 +248,8 @@ def issue(state: LedgerState, tx: Transaction, block: BlockContext) -> dict[str,
 
 def transfer(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
     inv = _existing(state, tx.body["number"])
-    _require(tx.signer == inv.holder, codes.NOT_HOLDER, f"signer does not hold invoice {inv.number}")
+    if tx.signer != inv.holder:
+        raise Rejected(codes.NOT_HOLDER, f"signer does not hold invoice {inv.number}")
     _not_inactive(state, tx.signer)
     _not_reversed(inv)
     _status(inv, ISSUED)
@@ -275,8 +286,8 @@ def unlock(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
     inv = _existing(state, tx.body["number"])
     _not_reversed(inv)
     _status(inv, LOCKED)
-    _require(inv.claim is not None and inv.claim["platform"] == tx.signer, codes.NOT_AUTHORIZED,
-             f"only the platform that locked invoice {inv.number} may unlock it")
+    if inv.claim is None or inv.claim["platform"] != tx.signer:
+        raise Rejected(codes.NOT_AUTHORIZED, f"only the platform that locked invoice {inv.number} may unlock it")
     _acting_member(state, tx.signer, PLATFORM)
     _not_flagged(inv)
     inv.status = ISSUED
@@ -311,24 +322,26 @@ def reimburse(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
 def declare(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
     inv = _existing(state, tx.body["number"])
     _not_reversed(inv)
-    _require(inv.status != DECLARED, codes.DOUBLE_DECLARATION,
-             f"invoice {inv.number} was already declared for {inv.declared_period}")
+    if inv.status == DECLARED:
+        raise Rejected(codes.DOUBLE_DECLARATION, f"invoice {inv.number} was already declared for {inv.declared_period}")
     _status(inv, REIMBURSED)
     signer = state.member(tx.signer)
     if tx.signer == inv.holder:
-        _require(signer is not None and signer.role == ENTERPRISE, codes.NOT_AUTHORIZED,
-                 "only an enterprise holder declares invoices")
+        if signer is None or signer.role != ENTERPRISE:
+            raise Rejected(codes.NOT_AUTHORIZED, "only an enterprise holder declares invoices")
         assert signer is not None
-        _require(signer.status == ACTIVE, codes.MEMBER_INACTIVE, f"signer is {signer.status}")
+        if signer.status != ACTIVE:
+            raise Rejected(codes.MEMBER_INACTIVE, f"signer is {signer.status}")
     else:
         platform = _acting_member(state, tx.signer, PLATFORM)
         _serving_platform(state, platform, inv)
     _not_flagged(inv)
     period = tx.body["period"]
     issue_month = calendar.month_of(inv.issued_at_ms)
-    _require(calendar.is_period(period), codes.BAD_PERIOD, f"period {period!r} is not YYYY-MM")
-    _require(issue_month <= period <= block.month, codes.BAD_PERIOD,
-             f"period {period} must be between the issue month {issue_month} and now ({block.month})")
+    if not calendar.is_period(period):
+        raise Rejected(codes.BAD_PERIOD, f"period {period!r} is not YYYY-MM")
+    if not (issue_month <= period <= block.month):
+        raise Rejected(codes.BAD_PERIOD, f"period {period} must be between the issue month {issue_month} and now ({block.month})")
     inv.status = DECLARED
     inv.declared_period = period
     _touch(inv, tx)
@@ -353,15 +366,15 @@ def _reverse(state: LedgerState, inv: Invoice, amount: int, block: BlockContext)
 def request_red(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
     inv = _existing(state, tx.body["number"])
     merchant = _acting_member(state, tx.signer, MERCHANT)
-    _require(merchant.tax_id == inv.seller_tax_id, codes.NOT_AUTHORIZED,
-             f"only the seller ({inv.seller_tax_id}) may reverse invoice {inv.number}")
+    if merchant.tax_id != inv.seller_tax_id:
+        raise Rejected(codes.NOT_AUTHORIZED, f"only the seller ({inv.seller_tax_id}) may reverse invoice {inv.number}")
     _not_reversed(inv)
     _status(inv, ISSUED)
     _not_flagged(inv)
     _no_red_pending(inv)
     amount = tx.body["amount"]
-    _require(0 < amount <= inv.remaining, codes.BAD_AMOUNTS,
-             f"red amount {amount} must be between 1 and the remaining {inv.remaining} fen")
+    if not (0 < amount <= inv.remaining):
+        raise Rejected(codes.BAD_AMOUNTS, f"red amount {amount} must be between 1 and the remaining {inv.remaining} fen")
     if inv.holder == tx.signer:
         # The seller holds its own invoice: no one else to confirm (SPEC §4).
         _reverse(state, inv, amount, block)
@@ -373,9 +386,11 @@ def request_red(state: LedgerState, tx: Transaction, block: BlockContext) -> Non
 
 def _pending_red(state: LedgerState, tx: Transaction) -> Invoice:
     inv = _existing(state, tx.body["number"])
-    _require(tx.signer == inv.holder, codes.NOT_HOLDER, f"signer does not hold invoice {inv.number}")
+    if tx.signer != inv.holder:
+        raise Rejected(codes.NOT_HOLDER, f"signer does not hold invoice {inv.number}")
     _not_inactive(state, tx.signer)
-    _require(inv.red_request is not None, codes.NO_RED_REQUEST, f"invoice {inv.number} has no pending red-letter request")
+    if inv.red_request is None:
+        raise Rejected(codes.NO_RED_REQUEST, f"invoice {inv.number} has no pending red-letter request")
     return inv
 
 
@@ -402,7 +417,8 @@ def reject_red(state: LedgerState, tx: Transaction, block: BlockContext) -> None
 def flag(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
     _acting_member(state, tx.signer, TAX)
     inv = _existing(state, tx.body["number"])
-    _require(not inv.flagged, codes.INVALID_STATUS, f"invoice {inv.number} is already flagged")
+    if inv.flagged:
+        raise Rejected(codes.INVALID_STATUS, f"invoice {inv.number} is already flagged")
     inv.flagged = True
     inv.flag_reason = tx.body["reason"]
     _touch(inv, tx)
@@ -412,7 +428,8 @@ def flag(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
 def clear(state: LedgerState, tx: Transaction, block: BlockContext) -> None:
     _acting_member(state, tx.signer, TAX)
     inv = _existing(state, tx.body["number"])
-    _require(inv.flagged, codes.INVALID_STATUS, f"invoice {inv.number} is not flagged")
+    if not inv.flagged:
+        raise Rejected(codes.INVALID_STATUS, f"invoice {inv.number} is not flagged")
     inv.flagged = False
     inv.flag_reason = ""
     _touch(inv, tx)

@@ -80,7 +80,7 @@ class LedgerState:
         return None if rec is None else rec["key"]
 
     def put_tax_id_holder(self, role: str, tax_id: str, public_key: bytes) -> None:
-        self._store(tax_id_key(role, tax_id), {"key": public_key}, codec.encode)
+        self._store(tax_id_key(role, tax_id), {"key": public_key}, codec.encode_sorted)
 
     # -- issuance bookkeeping -------------------------------------------------------------
 
@@ -89,14 +89,14 @@ class LedgerState:
         return None if rec is None else rec["number"]
 
     def put_payment_ref(self, seller_tax_id: str, ref: str, number: str) -> None:
-        self._store(payment_ref_key(seller_tax_id, ref), {"number": number}, codec.encode)
+        self._store(payment_ref_key(seller_tax_id, ref), {"number": number}, codec.encode_sorted)
 
     def quota_used(self, seller_tax_id: str, month: str) -> int:
         rec = self._load(quota_key(seller_tax_id, month), _identity)
         return 0 if rec is None else rec["used"]
 
     def put_quota_used(self, seller_tax_id: str, month: str, used: int) -> None:
-        self._store(quota_key(seller_tax_id, month), {"used": used}, codec.encode)
+        self._store(quota_key(seller_tax_id, month), {"used": used}, codec.encode_sorted)
 
 
 def _identity(m: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # 31 characters: no I, O, S, V, Z
 LENGTH = 18
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
@@ -26,7 +28,15 @@ def is_valid(code: object) -> bool:
 
 def problem(code: object) -> str | None:
     """Why ``code`` is not a valid taxpayer id, or None."""
-    if type(code) is not str or len(code) != LENGTH:
+    if type(code) is not str:
+        return f"taxpayer id must be {LENGTH} characters"
+    return _problem(code)
+
+
+# The same few thousand sellers and buyers issue all day; checking each id once is enough.
+@lru_cache(maxsize=65536)
+def _problem(code: str) -> str | None:
+    if len(code) != LENGTH:
         return f"taxpayer id must be {LENGTH} characters"
     bad = [c for c in code if c not in _VALUE]
     if bad:

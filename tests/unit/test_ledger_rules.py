@@ -389,3 +389,20 @@ def test_replay_is_never_applied_twice(w):
     # and twice in one block: only the first counts
     t2 = w.tx("alice", "transfer", {"number": n, "to": w.pub("carol")})
     assert len(w.submit(t2, t2)) == 1
+
+
+def test_records_fast_encoding_is_canonical(w):
+    """encode_sorted skips re-sorting; every record shape must still be the canonical bytes."""
+    from chainvoice import codec
+
+    n = w.held_by_acme()
+    shapes = [w.invoice(n)]
+    w.ok("plat1", "lock", {"number": n, "claim_id": "C1"})
+    shapes.append(w.invoice(n))
+    m = w.issued("alice")
+    w.ok("shop", "request_red", {"number": m, "amount": 10, "reason": "r"})
+    w.ok("tax", "flag", {"number": m, "reason": "audit"})
+    shapes += [w.invoice(m), w.member("plat1"), w.member("shop"), w.member("tax")]
+    for rec in shapes:
+        assert rec.encode() == codec.encode(rec.to_map())
+        assert set(rec.to_map()) == set(type(rec).__slots__)

@@ -1,0 +1,638 @@
+"""The state tree of SPEC §5: a compressed sparse Merkle tree over 256-bit keys, its
+content-addressed node storage, batched updates, and inclusion / absence proofs.
+
+Hashing (SPEC §5, exact; an independent verifier checks these byte for byte):
+
+- leaf hash ``SHA256(0x00 || key || value_hash)``, where ``value_hash = SHA256(value)``; the
+  tree deals only in value hashes, callers hash the canonical value themselves;
+- internal node hash ``SHA256(0x01 || left || right)``;
+- an empty subtree is ``EMPTY`` (32 zero bytes), so the empty tree's root is ``EMPTY``;
+- a subtree holding exactly one leaf *is* that leaf's hash: the leaf sits at the shallowest depth
+  where it is alone. An internal node exists only where its subtree holds >= 2 leaves. There is no
+  other compression: where two keys share a long prefix, every shared depth has an internal node
+  with one ``EMPTY`` child.
+- key bits are read most significant bit first: bit i of ``key`` is
+  ``(key[i // 8] >> (7 - i % 8)) & 1``; bit i chooses the child (0 left, 1 right) at depth i+1.
+
+Because the shape is canonical, the root depends only on the final key -> value_hash set, never on
+insertion order or on how writes were split into blocks.
+
+Storage: nodes are content addressed, ``node_hash -> node bytes`` where a leaf is
+``0x00 || key || value_hash`` and an internal node ``0x01 || left || right`` (65 bytes each, and a
+node's hash is exactly SHA256 of its bytes). Nothing is overwritten or pruned, so every root ever
+produced stays readable and provable.
+
+API::
+
+    EMPTY: bytes
+    leaf_hash(key, value_hash) -> bytes
+    node_hash(left, right) -> bytes
+    value_hash(value) -> bytes                          # SHA256(value)
+    state_key(prefix, ident) -> bytes                   # SHA256(prefix + ident), e.g. b"invoice/"
+
+    class NodeStore(Protocol):                          # get(h) -> bytes | None; put_many(mapping)
+    MemoryNodeStore()                                   # a dict
+    OverlayNodeStore(base, pending=None)                # speculative writes; .commit() flushes them
+
+    tree = SparseMerkleTree(store)
+    tree.update(root, {key: value_hash | None}) -> (new_root, new_nodes)
+    tree.get(root, key) -> value_hash | None
+    tree.prove(root, key) -> Proof
+
+    Proof(siblings: tuple[bytes, ...], other_leaf: tuple[key, value_hash] | None)
+    Proof.to_json() -> {"siblings": [hex, ...], "other_leaf": {"key": hex, "value_hash": hex} | None}
+    Proof.from_json(d) -> Proof                         # raises ProofFormatError
+    verify_inclusion(root, key, value_hash, proof) -> bool
+    verify_absence(root, key, proof) -> bool            # never raise on malformed proofs
+
+    ProofFormatError(ValueError)                        # bad proof JSON
+    MissingNodeError(LookupError)                       # a root or node not in the store
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, Sequence
+
+_sha256 = hashlib.sha256
+
+# Keys and hashes are SHA-256 outputs: 256 bits, so a path is at most 256 levels deep.
+KEY_BYTES = 32
+KEY_BITS = 256
+HASH_BYTES = 32
+
+# SPEC §5: the empty subtree is 32 zero bytes (not SHA256 of anything, so no node can hash to it
+# short of a preimage of zero).
+EMPTY = b"\x00" * HASH_BYTES
+
+# Node tags, the first byte of a node's stored bytes and of its hash preimage (SPEC §5). Distinct
+# tags keep a leaf from ever being read as an internal node and vice versa.
+_LEAF_TAG = b"\x00"
+_NODE_TAG = b"\x01"
+NODE_BYTES = 1 + 2 * HASH_BYTES  # 65: tag + key + value_hash, or tag + left + right
+
+# A path ends at depth <= 256 (two keys sharing 255 bits split at depth 255 into leaves at 256),
+# so an honest proof never has more siblings than this; a longer one is rejected unread.
+MAX_SIBLINGS = KEY_BITS
+
+# What the update pass knows about a subtree it returns. UNKNOWN: untouched, not loaded; only
+# resolved (one store read) if the sibling became empty and a lone leaf might have to be lifted.
+_K_EMPTY = 0
+_K_LEAF = 1
+_K_NODE = 2
+_K_UNKNOWN = 3
+
+
+class ProofFormatError(ValueError):
+    """A proof's JSON form is malformed (wrong keys, types, hex or lengths)."""
+
+
+class MissingNodeError(LookupError):
+    """A node the walk needs is not in the store: an unknown root, or a store that lost data."""
+
+    def __init__(self, node_hash: bytes) -> None:
+        super().__init__(f"state tree node {node_hash.hex()} is not in the store")
+        self.node_hash = node_hash
+
+
+# --- hashing -------------------------------------------------------------------------------------
+
+
+def leaf_hash(key: bytes, value_hash: bytes) -> bytes:
+    """SHA256(0x00 || key || value_hash) (SPEC §5)."""
+    return _sha256(_LEAF_TAG + key + value_hash).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """SHA256(0x01 || left || right) (SPEC §5)."""
+    return _sha256(_NODE_TAG + left + right).digest()
+
+
+def value_hash(value: bytes) -> bytes:
+    """SHA256(value): what the tree stores for a value (SPEC §5)."""
+    return _sha256(value).digest()
+
+
+def state_key(prefix: bytes, ident: bytes) -> bytes:
+    """A state key, SHA256(prefix + ident); an invoice's is ``state_key(b"invoice/", number)``."""
+    return _sha256(prefix + ident).digest()
+
+
+# --- storage -------------------------------------------------------------------------------------
+
+
+class NodeStore(Protocol):
+    """Content-addressed node storage: ``node_hash -> node bytes``. Writes are never overwrites
+    (same hash, same bytes), so any order and any repetition of ``put_many`` is harmless."""
+
+    def get(self, node_hash: bytes) -> bytes | None: ...
+
+    def put_many(self, nodes: Mapping[bytes, bytes]) -> None: ...
+
+
+class MemoryNodeStore:
+    """A NodeStore in a dict (tests, simulation, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[bytes, bytes] = {}
+        # Bound method: the store is read once per level of every path walked.
+        self.get = self.nodes.get
+
+    def put_many(self, nodes: Mapping[bytes, bytes]) -> None:
+        self.nodes.update(nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+class OverlayNodeStore:
+    """Reads ``pending`` first, then ``base``; writes go to ``pending`` only.
+
+    Used to execute a block speculatively: its nodes stay out of the base store until ``commit``
+    (or until the owner writes ``pending`` out in its own atomic batch), and are simply dropped if
+    the block is abandoned.
+    """
+
+    def __init__(self, base: NodeStore, pending: dict[bytes, bytes] | None = None) -> None:
+        self.base = base
+        self.pending: dict[bytes, bytes] = {} if pending is None else pending
+
+    def get(self, node_hash: bytes) -> bytes | None:
+        node = self.pending.get(node_hash)
+        if node is None:
+            node = self.base.get(node_hash)
+        return node
+
+    def put_many(self, nodes: Mapping[bytes, bytes]) -> None:
+        self.pending.update(nodes)
+
+    def commit(self) -> None:
+        """Write the pending nodes to the base store and forget them."""
+        if self.pending:
+            self.base.put_many(self.pending)
+        self.pending.clear()
+
+
+# --- proofs --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A path from the root towards ``key`` (SPEC §5).
+
+    ``siblings[i]`` is the sibling hash at depth i+1 on the key's path (top-down). The path ends
+    where the walk meets a leaf or ``EMPTY``. ``other_leaf`` is ``(key, value_hash)`` of the
+    *different* leaf found there (an absence proof); it is ``None`` for an inclusion proof and for
+    an absence proof that ends in an empty slot.
+    """
+
+    siblings: tuple[bytes, ...]
+    other_leaf: tuple[bytes, bytes] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        other = None
+        if self.other_leaf is not None:
+            other = {"key": self.other_leaf[0].hex(), "value_hash": self.other_leaf[1].hex()}
+        return {"siblings": [s.hex() for s in self.siblings], "other_leaf": other}
+
+    @classmethod
+    def from_json(cls, d: Any) -> Proof:
+        """Parse the form ``to_json`` writes, exactly; anything else raises ProofFormatError."""
+        if not isinstance(d, dict):
+            raise ProofFormatError("proof must be a JSON object")
+        if set(d) != {"siblings", "other_leaf"}:
+            raise ProofFormatError(
+                f"proof must have exactly the keys 'siblings' and 'other_leaf', got {sorted(map(str, d))}"
+            )
+        raw_siblings = d["siblings"]
+        if not isinstance(raw_siblings, list):
+            raise ProofFormatError("proof 'siblings' must be a list of hex strings")
+        if len(raw_siblings) > MAX_SIBLINGS:
+            raise ProofFormatError(f"proof has {len(raw_siblings)} siblings, at most {MAX_SIBLINGS}")
+        siblings = tuple(_hash_from_hex(s, f"siblings[{i}]") for i, s in enumerate(raw_siblings))
+        raw_other = d["other_leaf"]
+        if raw_other is None:
+            return cls(siblings, None)
+        if not isinstance(raw_other, dict) or set(raw_other) != {"key", "value_hash"}:
+            raise ProofFormatError(
+                "proof 'other_leaf' must be null or an object with exactly 'key' and 'value_hash'"
+            )
+        other = (
+            _hash_from_hex(raw_other["key"], "other_leaf.key"),
+            _hash_from_hex(raw_other["value_hash"], "other_leaf.value_hash"),
+        )
+        return cls(siblings, other)
+
+
+def _hash_from_hex(text: Any, where: str) -> bytes:
+    # Lowercase only: SPEC §6 writes bytes as lowercase hex, and one spelling per proof keeps
+    # proofs comparable as text.
+    if not isinstance(text, str) or len(text) != 2 * HASH_BYTES:
+        raise ProofFormatError(f"proof {where} must be {2 * HASH_BYTES} lowercase hex characters")
+    if text != text.lower():
+        raise ProofFormatError(f"proof {where} must be lowercase hex")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ProofFormatError(f"proof {where} is not hex: {text!r}") from None
+
+
+def verify_inclusion(root: bytes, key: bytes, value_hash: bytes, proof: Proof) -> bool:
+    """True iff ``proof`` shows ``key -> value_hash`` in the tree with root ``root`` (SPEC §5)."""
+    if proof.other_leaf is not None or not _is_hash(key) or not _is_hash(value_hash):
+        return False
+    start = _sha256(_LEAF_TAG + key + value_hash).digest()
+    return _folds_to(root, key, start, proof.siblings)
+
+
+def verify_absence(root: bytes, key: bytes, proof: Proof) -> bool:
+    """True iff ``proof`` shows ``key`` has no value in the tree with root ``root`` (SPEC §5)."""
+    if not _is_hash(key):
+        return False
+    siblings = proof.siblings
+    other = proof.other_leaf
+    if other is None:
+        return _folds_to(root, key, EMPTY, siblings)
+    if type(other) is not tuple or len(other) != 2:
+        return False
+    other_key, other_value_hash = other
+    if not _is_hash(other_key) or not _is_hash(other_value_hash) or other_key == key:
+        return False
+    # The other leaf must sit on the queried key's path: it shares the first len(siblings) bits.
+    # Otherwise a real leaf could be presented at a position it does not occupy.
+    depth = len(siblings)
+    if depth > MAX_SIBLINGS:
+        return False
+    diff = int.from_bytes(key, "big") ^ int.from_bytes(other_key, "big")
+    if diff >> (KEY_BITS - depth):
+        return False
+    start = _sha256(_LEAF_TAG + other_key + other_value_hash).digest()
+    return _folds_to(root, key, start, siblings)
+
+
+def _folds_to(root: bytes, key: bytes, h: bytes, siblings: Sequence[bytes]) -> bool:
+    """Fold ``h`` up the key's path with ``siblings`` (last to first) and compare with ``root``."""
+    n = len(siblings)
+    if n > MAX_SIBLINGS or not _is_hash(root):
+        return False
+    # Canonical form: the node at the end of an honest path is a leaf or EMPTY whose parent holds
+    # >= 2 leaves, so the last sibling is never EMPTY. Refusing it costs nothing and leaves each
+    # (root, key) exactly one valid proof.
+    if n and siblings[-1] == EMPTY:
+        return False
+    k = int.from_bytes(key, "big")
+    sha = _sha256
+    for i in range(n - 1, -1, -1):
+        s = siblings[i]
+        if type(s) is not bytes or len(s) != HASH_BYTES:
+            return False
+        if (k >> (255 - i)) & 1:
+            h = sha(_NODE_TAG + s + h).digest()
+        else:
+            h = sha(_NODE_TAG + h + s).digest()
+    return h == root
+
+
+# --- the tree ------------------------------------------------------------------------------------
+
+
+class SparseMerkleTree:
+    """Reads and batch-updates state trees kept in ``store``. Holds no root itself: every call
+    names the root it works on, so any committed or speculative root can be used."""
+
+    def __init__(self, store: NodeStore) -> None:
+        self.store = store
+
+    def update(
+        self, root: bytes, writes: Mapping[bytes, bytes | None]
+    ) -> tuple[bytes, dict[bytes, bytes]]:
+        """Apply ``writes`` (key -> new value_hash, or None to delete) to the tree at ``root``.
+
+        All writes go in one top-down pass: keys are sorted, partitioned by bit at each depth, and
+        each node of the old tree is read at most once. Returns ``(new_root, new_nodes)``, where
+        ``new_nodes`` maps hash -> bytes of every node created; they are also written to the store
+        with one ``put_many``. Deleting an absent key is a no-op.
+        """
+        _check_hash(root, "root")
+        if not writes:
+            return root, {}
+        items = sorted(writes.items())
+        for k, v in items:
+            _check_hash(k, "key")
+            if v is not None:
+                _check_hash(v, "value hash")
+        batch = _Batch(
+            self.store.get,
+            [int.from_bytes(k, "big") for k, _ in items],
+            [k for k, _ in items],
+            [v for _, v in items],
+        )
+        if len(items) == 1:
+            new_root, _ = batch.apply_one(root, 0, 0)
+        else:
+            new_root, _ = batch.apply(root, 0, 0, len(items))
+        if batch.new_nodes:
+            self.store.put_many(batch.new_nodes)
+        return new_root, batch.new_nodes
+
+    def get(self, root: bytes, key: bytes) -> bytes | None:
+        """The value hash stored under ``key`` at ``root``, or None."""
+        _, leaf = self._walk(root, key, None)
+        if leaf is not None and leaf[1:33] == key:
+            return leaf[33:]
+        return None
+
+    def prove(self, root: bytes, key: bytes) -> Proof:
+        """Inclusion proof if ``key`` is present at ``root``, else absence proof (SPEC §5)."""
+        siblings: list[bytes] = []
+        _, leaf = self._walk(root, key, siblings)
+        other = None
+        if leaf is not None and leaf[1:33] != key:
+            other = (leaf[1:33], leaf[33:])
+        return Proof(tuple(siblings), other)
+
+    def _walk(
+        self, root: bytes, key: bytes, siblings: list[bytes] | None
+    ) -> tuple[int, bytes | None]:
+        """Follow ``key``'s path from ``root`` to a leaf or EMPTY; return (depth, leaf bytes or
+        None), collecting the siblings on the way if asked."""
+        _check_hash(root, "root")
+        _check_hash(key, "key")
+        k = int.from_bytes(key, "big")
+        get = self.store.get
+        h = root
+        depth = 0
+        while h != EMPTY:
+            node = get(h)
+            if node is None:
+                raise MissingNodeError(h)
+            if node[0] == 0:
+                return depth, node
+            assert depth < KEY_BITS, "internal node below depth 255: corrupt store"
+            if (k >> (255 - depth)) & 1:
+                if siblings is not None:
+                    siblings.append(node[1:33])
+                h = node[33:]
+            else:
+                if siblings is not None:
+                    siblings.append(node[33:])
+                h = node[1:33]
+            depth += 1
+        return depth, None
+
+
+def _is_hash(b: Any) -> bool:
+    return type(b) is bytes and len(b) == HASH_BYTES
+
+
+def _check_hash(b: Any, what: str) -> None:
+    if type(b) is not bytes or len(b) != HASH_BYTES:
+        raise ValueError(f"{what} must be {HASH_BYTES} bytes, got {type(b).__name__}")
+
+
+class _Batch:
+    """One batched update: the sorted writes and the nodes created so far.
+
+    ``keys`` (ints, ascending), ``key_bytes`` and ``values`` (value hash or None) are parallel
+    lists; a subtree's writes are always a contiguous range ``[lo, hi)`` of them, split at each
+    depth by bisecting for the first key whose bit at that depth is 1.
+    """
+
+    def __init__(
+        self,
+        get: Any,
+        keys: list[int],
+        key_bytes: list[bytes],
+        values: list[bytes | None],
+    ) -> None:
+        self.get = get
+        self.keys = keys
+        self.key_bytes = key_bytes
+        self.values = values
+        self.new_nodes: dict[bytes, bytes] = {}
+
+    def load(self, h: bytes) -> bytes:
+        node = self.get(h)
+        if node is None:
+            raise MissingNodeError(h)
+        return node
+
+    def apply(self, h: bytes, depth: int, lo: int, hi: int) -> tuple[bytes, int]:
+        """New (hash, kind) of the subtree ``h`` at ``depth`` after >= 2 writes ``[lo, hi)``."""
+        if h == EMPTY:
+            return self.build_from(depth, lo, hi, None)
+        node = self.get(h)
+        if node is None:
+            raise MissingNodeError(h)
+        if node[0] == 0:
+            return self.build_from(depth, lo, hi, node)
+        keys = self.keys
+        shift = 255 - depth
+        # First key in [lo, hi) whose bit `depth` is 1: they share the first `depth` bits.
+        mid = bisect_left(keys, ((keys[lo] >> shift) | 1) << shift, lo, hi)
+        old_left = left = node[1:33]
+        old_right = right = node[33:]
+        lk = rk = _K_UNKNOWN
+        depth += 1
+        if mid - lo == 1:
+            left, lk = self.apply_one(left, depth, lo)
+        elif mid > lo:
+            left, lk = self.apply(left, depth, lo, mid)
+        if hi - mid == 1:
+            right, rk = self.apply_one(right, depth, mid)
+        elif mid < hi:
+            right, rk = self.apply(right, depth, mid, hi)
+        if left == old_left and right == old_right:
+            return h, _K_NODE  # nothing changed below: no node to rewrite
+        if left == EMPTY or right == EMPTY:
+            return self.join(left, lk, right, rk)
+        node = _NODE_TAG + left + right
+        h = _sha256(node).digest()
+        self.new_nodes[h] = node
+        return h, _K_NODE
+
+    def join(self, left: bytes, lk: int, right: bytes, rk: int) -> tuple[bytes, int]:
+        """The canonical parent of two subtrees: a lone leaf beside EMPTY is lifted (SPEC §5)."""
+        if left == EMPTY:
+            if right == EMPTY:
+                return EMPTY, _K_EMPTY
+            if rk == _K_UNKNOWN:
+                rk = _K_LEAF if self.load(right)[0] == 0 else _K_NODE
+            if rk == _K_LEAF:
+                return right, _K_LEAF
+        elif right == EMPTY:
+            if lk == _K_UNKNOWN:
+                lk = _K_LEAF if self.load(left)[0] == 0 else _K_NODE
+            if lk == _K_LEAF:
+                return left, _K_LEAF
+        node = _NODE_TAG + left + right
+        h = _sha256(node).digest()
+        self.new_nodes[h] = node
+        return h, _K_NODE
+
+    def apply_one(self, h: bytes, depth: int, i: int) -> tuple[bytes, int]:
+        """One write into subtree ``h``: walk down to a leaf or EMPTY, replace it, fold back up.
+
+        Most writes of a block end up alone in their subtree a few levels down, so this path is
+        the hot one; it avoids recursion and bisection.
+        """
+        k = self.keys[i]
+        get = self.get
+        h0 = h
+        # What each internal node on the way down contributes to its rebuilt version: for a step
+        # right (bit 1) its first 33 bytes (tag + left child), so the new node is that + the new
+        # right child; for a step left (bit 0) its right child (32 bytes), the new node being
+        # tag + new left + that. The length tells the two apart on the way back up.
+        path: list[bytes] = []
+        append = path.append
+        shift = 255 - depth  # bit `depth` of k is (k >> shift) & 1
+        while h != EMPTY:
+            bottom = get(h)
+            if bottom is None:
+                raise MissingNodeError(h)
+            if bottom[0] == 0:
+                break  # a leaf
+            if k >> shift & 1:
+                append(bottom[:33])
+                h = bottom[33:]
+            else:
+                append(bottom[33:])
+                h = bottom[1:33]
+            shift -= 1
+        else:
+            bottom = None  # an empty slot
+
+        kb = self.key_bytes[i]
+        vh = self.values[i]
+        new_nodes = self.new_nodes
+        if bottom is None:
+            if vh is None:
+                return h0, (_K_NODE if path else _K_EMPTY)  # deleting an absent key
+            leaf = _LEAF_TAG + kb + vh
+            cur = _sha256(leaf).digest()
+            new_nodes[cur] = leaf
+            kind = _K_LEAF
+        elif bottom[1:33] == kb:  # the key's own leaf
+            if vh is None:
+                cur = EMPTY
+                kind = _K_EMPTY
+            else:
+                if bottom[33:] == vh:
+                    return h0, (_K_NODE if path else _K_LEAF)  # unchanged value
+                leaf = _LEAF_TAG + kb + vh
+                cur = _sha256(leaf).digest()
+                new_nodes[cur] = leaf
+                kind = _K_LEAF
+        else:  # another key's leaf occupies the slot: both go under a new subtree here
+            if vh is None:
+                return h0, (_K_NODE if path else _K_LEAF)
+            leaf = _LEAF_TAG + kb + vh
+            mine = _sha256(leaf).digest()
+            new_nodes[mine] = leaf
+            cur = self.pair(255 - shift, k, mine, int.from_bytes(bottom[1:33], "big"), h)
+            kind = _K_NODE
+
+        # Fold back up to `depth`. While the new subtree is EMPTY or a lone leaf (after a delete,
+        # or at the bottom) keep the shape canonical; once it is an internal node, just rehash.
+        j = len(path)
+        while j and kind != _K_NODE:
+            j -= 1
+            part = path[j]
+            s = part[1:] if len(part) == 33 else part
+            if s == EMPTY:
+                continue  # EMPTY or a lone leaf beside EMPTY rises a level unchanged
+            if kind == _K_EMPTY and self.load(s)[0] == 0:
+                cur = s  # the sibling leaf is now alone here: lift it
+                kind = _K_LEAF
+                continue
+            node = part + cur if len(part) == 33 else _NODE_TAG + cur + part
+            cur = _sha256(node).digest()
+            new_nodes[cur] = node
+            kind = _K_NODE
+        del path[j:]
+        sha = _sha256
+        for part in reversed(path):
+            node = part + cur if len(part) == 33 else _NODE_TAG + cur + part
+            cur = sha(node).digest()
+            new_nodes[cur] = node
+        return cur, kind
+
+    def pair(self, depth: int, k1: int, h1: bytes, k2: int, h2: bytes) -> bytes:
+        """The subtree at ``depth`` holding exactly the two leaves ``h1`` (key k1), ``h2`` (k2),
+        which share their first ``depth`` bits: an internal node where they split, and above it
+        one internal node with an EMPTY child per shared bit."""
+        split = KEY_BITS - (k1 ^ k2).bit_length()  # first bit where they differ
+        assert depth <= split < KEY_BITS
+        if (k1 >> (255 - split)) & 1:
+            node = _NODE_TAG + h2 + h1
+        else:
+            node = _NODE_TAG + h1 + h2
+        return self.chain(node, k1, split, depth)
+
+    def chain(self, node: bytes, k: int, split: int, depth: int) -> bytes:
+        """Store ``node`` (at depth ``split``) and wrap it in single-child parents up to ``depth``,
+        following the bits of ``k``; return the top hash."""
+        sha = _sha256
+        new_nodes = self.new_nodes
+        cur = sha(node).digest()
+        new_nodes[cur] = node
+        for d in range(split - 1, depth - 1, -1):
+            node = _NODE_TAG + EMPTY + cur if (k >> (255 - d)) & 1 else _NODE_TAG + cur + EMPTY
+            cur = sha(node).digest()
+            new_nodes[cur] = node
+        return cur
+
+    def build_from(
+        self, depth: int, lo: int, hi: int, leaf: bytes | None
+    ) -> tuple[bytes, int]:
+        """Subtree at ``depth`` that was EMPTY or the single leaf ``leaf``, after writes [lo, hi)."""
+        keys = self.keys[lo:hi]
+        key_bytes = self.key_bytes[lo:hi]
+        values = self.values[lo:hi]
+        if leaf is not None:
+            kb = leaf[1:33]
+            k = int.from_bytes(kb, "big")
+            at = bisect_left(keys, k)
+            if at == len(keys) or keys[at] != k:  # not overwritten by this batch: keep it
+                keys.insert(at, k)
+                key_bytes.insert(at, kb)
+                values.insert(at, leaf[33:])
+        if None in values:
+            live = [i for i, v in enumerate(values) if v is not None]
+            keys = [keys[i] for i in live]
+            key_bytes = [key_bytes[i] for i in live]
+            values = [values[i] for i in live]
+        n = len(keys)
+        if n == 0:
+            return EMPTY, _K_EMPTY
+        if n == 1:
+            node = _LEAF_TAG + key_bytes[0] + values[0]  # type: ignore[operator]
+            h = _sha256(node).digest()
+            self.new_nodes[h] = node
+            return h, _K_LEAF
+        return self.build(keys, key_bytes, values, 0, n, depth), _K_NODE  # type: ignore[arg-type]
+
+    def build(
+        self,
+        keys: list[int],
+        key_bytes: list[bytes],
+        values: list[bytes],
+        lo: int,
+        hi: int,
+        depth: int,
+    ) -> bytes:
+        """Fresh subtree at ``depth`` of the >= 1 live entries [lo, hi) (all share ``depth`` bits)."""
+        if hi - lo == 1:
+            node = _LEAF_TAG + key_bytes[lo] + values[lo]
+            h = _sha256(node).digest()
+            self.new_nodes[h] = node
+            return h
+        first = keys[lo]
+        split = KEY_BITS - (first ^ keys[hi - 1]).bit_length()
+        shift = 255 - split
+        mid = bisect_left(keys, ((first >> shift) | 1) << shift, lo, hi)
+        left = self.build(keys, key_bytes, values, lo, mid, split + 1)
+        right = self.build(keys, key_bytes, values, mid, hi, split + 1)
+        return self.chain(_NODE_TAG + left + right, first, split, depth)

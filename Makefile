@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run stop test test-fast bench bench-core chaos clean
+.PHONY: install run stop test test-fast bench bench-core sim chaos clean
 
 install: $(STAMP)
 
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --dir demo-net
+
+stop: $(STAMP)
+	@test -f demo-net/network.json && $(PY) -m chainvoice net down demo-net || echo "no demo network to stop"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -26,6 +29,9 @@ test-fast: $(STAMP)
 
 bench-core: $(STAMP)
 	$(PY) scripts/bench_core.py
+
+sim: $(STAMP)
+	$(PY) scripts/sim.py --seeds 2000 --n 4
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

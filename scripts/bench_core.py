@@ -142,8 +142,9 @@ def main() -> None:
         except ImportError:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             import bench_smt
-        print("  state tree:")
+        print("  state tree (one 1,000-write batch after building each size):")
         result["smt"] = bench_smt.run(sizes)
+        print(bench_smt.format_results(result["smt"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

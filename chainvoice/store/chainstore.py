@@ -136,8 +136,15 @@ class ChainStore:
             number = tx.number
             if number is None:
                 continue
-            puts[b"h" + number.encode() + hb + i.to_bytes(_I, "big")] = codec.encode(
+            entry = codec.encode(
                 {"tx_id": tx.tx_id, "kind": tx.kind, "signer": tx.signer, "status": receipt.status, "code": receipt.code})
+            position = hb + i.to_bytes(_I, "big")
+            puts[b"h" + number.encode() + position] = entry
+            # A rejection that names another invoice (a retried payment pointing at the invoice
+            # it already produced) is evidence about that invoice too.
+            ref = receipt.reference.get("number") if receipt.reference else None
+            if isinstance(ref, str) and ref != number:
+                puts[b"h" + ref.encode() + position] = entry
             if receipt.ok and tx.kind == "issue":
                 wallet[b"w" + tx.body["holder"] + number.encode()] = True
             elif receipt.ok and tx.kind == "transfer":

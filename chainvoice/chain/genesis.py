@@ -21,6 +21,9 @@ from .consortium import Consortium, ConsortiumError
 GENESIS_PROPOSER = "genesis"
 # Written into each genesis member's last_tx: no transaction created them.
 GENESIS_TX = ZERO_HASH
+# The consortium itself is state: the genesis state root, hence the genesis block hash, pins the
+# node ids, keys, roles and addresses a verifier will trust.
+CONSORTIUM_KEY = codec.sha256(b"consortium")
 
 
 class GenesisError(ValueError):
@@ -45,6 +48,7 @@ class Genesis:
             if member.tax_id:
                 view.put_tax_id_holder(member.role, member.tax_id, member.key)
         writes = view.writes()
+        writes[CONSORTIUM_KEY] = codec.encode(self.consortium.to_map())
         tree = smt.SparseMerkleTree(smt.MemoryNodeStore())
         root, nodes = tree.update(smt.EMPTY, {k: codec.sha256(v) for k, v in writes.items()})
         return writes, root, nodes

@@ -125,3 +125,17 @@ def test_store_of_another_chain_is_refused():
     ChainStore(kv).open(make_genesis())
     with pytest.raises(StoreCorrupt, match="different chain"):
         ChainStore(kv).open(make_genesis(chain_id="cv-other"))
+
+
+def test_genesis_hash_pins_the_consortium_keys():
+    import dataclasses as dc
+
+    g = make_genesis()
+    nodes = list(g.consortium.nodes)
+    nodes[0] = dc.replace(nodes[0], public_key=b"\x09" * 32)
+    other = dc.replace(g, consortium=dc.replace(g.consortium, nodes=tuple(nodes)))
+    assert other.block().hash != g.block().hash
+    doc = g.to_json()
+    doc["consortium"]["nodes"][0]["public_key"] = "09" * 32
+    with pytest.raises(GenesisError, match="header does not match"):
+        Genesis.from_json(doc)

@@ -81,6 +81,20 @@ class NodeClient:
     def proof(self, number: str, height: int | None = None) -> dict[str, Any]:
         return self.get(f"/v1/invoices/{number}/proof", height=height)
 
+    def ubl(self, number: str, document: str = "invoice") -> str:
+        req = urllib.request.Request(f"{self.url}/v1/invoices/{number}/ubl?document={document}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            try:
+                err = json.loads(exc.read())["error"]
+            except (ValueError, KeyError, TypeError):
+                raise ClientError(exc.code, "HTTP_ERROR", f"HTTP {exc.code}") from None
+            raise ClientError(exc.code, err.get("code", "ERROR"), err.get("message", "")) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ClientError(0, "UNREACHABLE", f"cannot reach node at {self.url}: {getattr(exc, 'reason', exc)}") from None
+
     def check(self, number: str, date: str, total: int) -> dict[str, Any]:
         return self.get("/v1/check", number=number, date=date, total=total)
 

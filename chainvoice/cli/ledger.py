@@ -253,3 +253,24 @@ def invoice_history(ctx: click.Context, number: str, node_url: str, as_json: boo
     doc = NodeClient(node_url).invoice(number)
     emit(ctx, {"number": number, "history": doc["history"]},
          lambda: "\n".join([f"invoice {number}:"] + _history_lines(doc["history"])), as_json)
+
+
+@invoice.command("export")
+@click.option("--number", required=True)
+@click.option("--ubl", "as_ubl", is_flag=True, required=True, help="UBL 2.1 XML (EN 16931 core fields).")
+@click.option("--credit-note", is_flag=True, help="Export the red-letter reversal as a credit note (381).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file instead of stdout.")
+@click.option("--node", "node_url", default=DEFAULT_NODE, show_default=True, envvar="CHAINVOICE_NODE")
+@json_option
+@click.pass_context
+def invoice_export(ctx: click.Context, number: str, as_ubl: bool, credit_note: bool, out: Path | None,
+                   node_url: str, as_json: bool) -> None:
+    """Export an invoice (or its red-letter credit note) as UBL 2.1 XML."""
+    xml = NodeClient(node_url).ubl(number, "credit-note" if credit_note else "invoice")
+    if out is not None:
+        out.write_text(xml)
+        emit(ctx, {"number": number, "file": str(out), "bytes": len(xml)}, f"wrote {out}", as_json)
+    elif as_json:
+        emit(ctx, {"number": number, "xml": xml}, "", as_json)
+    else:
+        click.echo(xml, nl=False)

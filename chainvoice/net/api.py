@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .. import codec, merkle
+from .. import codec, merkle, ubl
 from ..chain.proof import ProofUnavailable, build_bundle
 from ..ledger import calendar
 from ..ledger.codes import TOO_LARGE, MalformedTransaction
@@ -206,6 +206,35 @@ async def get_proof(request: web.Request) -> web.Response:
     return _json(bundle)
 
 
+async def get_ubl(request: web.Request) -> web.Response:
+    """The invoice as UBL 2.1 (EN 16931 core); ?document=credit-note for its red-letter reversal."""
+    node = _node(request)
+    number = _number(request)
+    state = _invoice_state(node, number)
+    if state is None:
+        raise ApiError(404, "UNKNOWN_INVOICE", f"no invoice {number}")
+    document = request.query.get("document", "invoice")
+    doc = codec.to_json(state)
+    if document == "invoice":
+        xml = ubl.invoice_xml(doc)
+    elif document == "credit-note":
+        if doc.get("reversed_amount", 0) <= 0:
+            raise ApiError(404, "NO_REVERSAL", f"invoice {number} has no red-letter reversal")
+        xml = ubl.credit_note_xml(doc, _last_reversal_ms(node, number))
+    else:
+        raise ApiError(400, "BAD_QUERY", "document must be 'invoice' or 'credit-note'")
+    return web.Response(text=xml, content_type="application/xml")
+
+
+def _last_reversal_ms(node: "Node", number: str) -> int | None:
+    """When the latest confirmed red letter was committed (the credit note's issue date)."""
+    for e in reversed(node.store.history(number)):
+        if e.status == "ok" and e.kind in ("confirm_red", "request_red"):
+            block = node.store.block(e.height)
+            return None if block is None else block.header.timestamp_ms
+    return None
+
+
 async def check(request: web.Request) -> web.Response:
     """The public check: does an invoice with this number, issue date and total exist?"""
     node = _node(request)
@@ -345,6 +374,7 @@ def build_app(node: "Node") -> web.Application:
     r.add_get("/v1/transactions/{tx_id}", get_transaction)
     r.add_get("/v1/invoices/{number}", get_invoice)
     r.add_get("/v1/invoices/{number}/proof", get_proof)
+    r.add_get("/v1/invoices/{number}/ubl", get_ubl)
     r.add_get("/v1/check", check)
     r.add_get("/v1/wallets/{holder}/invoices", wallet)
     r.add_get("/v1/events", events)
@@ -355,4 +385,5 @@ def build_app(node: "Node") -> web.Application:
     r.add_get("/metrics", metrics)
     r.add_get("/openapi.json", openapi)
     r.add_get("/", index)
+    r.add_static("/static/", str(resources.files("chainvoice.net").joinpath("static")), show_index=False)
     return app

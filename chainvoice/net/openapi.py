@@ -100,6 +100,13 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _ok("proof bundle"), "400": _err("bad number or height"),
                               "404": _err("no such block / state pruned")},
             }},
+            "/v1/invoices/{number}/ubl": {"get": {
+                "summary": "The invoice as UBL 2.1 XML (EN 16931 core); document=credit-note for its red-letter reversal (381)",
+                "parameters": [NUMBER_PARAM, {"name": "document", "in": "query", "required": False,
+                                              "schema": {"type": "string", "enum": ["invoice", "credit-note"]}}],
+                "responses": {"200": {"description": "UBL XML", "content": {"application/xml": {"schema": {"type": "string"}}}},
+                              "400": _err("bad number or document"), "404": _err("unknown invoice or no reversal")},
+            }},
             "/v1/check": {"get": {
                 "summary": "Public check of an invoice by number, issue date and total (fen)",
                 "parameters": [

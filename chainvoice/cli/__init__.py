@@ -54,13 +54,14 @@ def main(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from . import ledger, net, node, verify  # noqa: F401 - commands attach themselves to main
+    from . import audit, ledger, net, node, verify  # noqa: F401 - commands attach themselves to main
 
     main.add_command(net.net)
     main.add_command(node.node)
     main.add_command(ledger.member)
     main.add_command(ledger.invoice)
     main.add_command(verify.verify)
+    main.add_command(audit.audit)
 
 
 _register()

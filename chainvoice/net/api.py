@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .. import codec, merkle, ubl
+from .. import audit, codec, merkle, ubl
 from ..chain.proof import ProofUnavailable, build_bundle
 from ..ledger import calendar
 from ..ledger.codes import TOO_LARGE, MalformedTransaction
@@ -336,6 +336,24 @@ async def get_block(request: web.Request) -> web.Response:
     return _json(_block_json(node, height))
 
 
+async def audit_risk(request: web.Request) -> web.Response:
+    node = _node(request)
+    w = request.query.get("window_months", "3")
+    if not w.isdigit() or not 1 <= int(w) <= 24:
+        raise ApiError(400, "BAD_QUERY", "window_months must be 1..24")
+    tip = node.store.tip
+    return _json({"height": tip.height, **audit.risk(node.store.audit_view(), tip.timestamp_ms, int(w))})
+
+
+async def audit_report(request: web.Request) -> web.Response:
+    node = _node(request)
+    month = request.query.get("month", "")
+    if not calendar.is_period(month):
+        raise ApiError(400, "BAD_QUERY", "month must be YYYY-MM")
+    return _json({"month": month, "height": node.store.tip.height,
+                  "merchants": audit.report_rows(node.store.audit_view(), month)})
+
+
 async def status(request: web.Request) -> web.Response:
     return _json(_node(request).status())
 
@@ -379,6 +397,8 @@ def build_app(node: "Node") -> web.Application:
     r.add_get("/v1/wallets/{holder}/invoices", wallet)
     r.add_get("/v1/events", events)
     r.add_get("/v1/blocks/{height}", get_block)
+    r.add_get("/v1/audit/risk", audit_risk)
+    r.add_get("/v1/audit/report", audit_report)
     r.add_get("/v1/status", status)
     r.add_get("/v1/consortium", consortium)
     r.add_get("/v1/evidence", evidence)

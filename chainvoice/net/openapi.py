@@ -135,6 +135,16 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [{"name": "height", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": _ok("the block"), "400": _err("bad height"), "404": _err("no such block")},
             }},
+            "/v1/audit/risk": {"get": {
+                "summary": "Tax supervision risk signals: quota >= 95 %, volume spikes, circular invoicing, double claims",
+                "parameters": [{"name": "window_months", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 24}}],
+                "responses": {"200": _ok("signals"), "400": _err("bad window")}}},
+            "/v1/audit/report": {"get": {
+                "summary": "Per-merchant monthly figures: count, amount, tax, total, reversed (fen)",
+                "parameters": [{"name": "month", "in": "query", "required": True,
+                                "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}}],
+                "responses": {"200": _ok("report"), "400": _err("bad month")}}},
             "/v1/status": {"get": {"summary": "Node status: height, view, primary, peers",
                                    "responses": {"200": _ok("status")}}},
             "/v1/consortium": {"get": {"summary": "Chain id, nodes (ids, roles, keys, addresses), f, genesis hash",

@@ -13,6 +13,7 @@ Layout (one byte prefix per table; heights big-endian so keys sort by height):
     h<number><height><index>    invoice history entry: every transaction naming it, accepted or not
     w<holder><number>           wallet: invoices a key currently holds
     e<id>                       consensus evidence (conflicting signed messages)
+    a<...>                      audit index for tax supervision (see chainvoice.audit)
 
 Every block's entries, including the new tip, go in one write batch, so after a crash the store
 is always exactly at a block boundary: the last block either fully committed or not at all.
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .. import codec
+from .. import audit, codec
 from ..chain.block import Block, CommitCertificate, Header
 from ..chain.chain import BlockCommit, genesis_commit
 from ..chain.genesis import Genesis
@@ -150,6 +151,7 @@ class ChainStore:
             elif receipt.ok and tx.kind == "transfer":
                 wallet[b"w" + tx.signer + number.encode()] = False
                 wallet[b"w" + tx.body["to"] + number.encode()] = True
+        puts.update(audit.index_updates(commit, self.kv.get, self.state_value))
         deletes = []
         for key, present in wallet.items():
             if present:
@@ -219,6 +221,9 @@ class ChainStore:
             if block is None:
                 return
             yield block, self.certificate(h)
+
+    def audit_view(self) -> audit.AuditView:
+        return audit.AuditView(self.kv.scan, self.kv.get, self.state_value)
 
     def close(self) -> None:
         self.kv.close()

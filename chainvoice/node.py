@@ -22,7 +22,9 @@ from . import codec
 from .chain.chain import BlockCommit, Chain
 from .chain.genesis import Genesis
 from .config import ConfigError, NodeConfig
-from .consensus import replica as consensus
+from .consensus.actions import Commit, Dropped, PersistSafety, RecordEvidence, Send, SetTimer
+from .consensus.config import ReplicaConfig
+from .consensus.replica import Replica
 from .crypto import KeyFileError, SigningKey
 from .ledger.codes import MalformedTransaction
 from .ledger.records import Receipt, invoice_key
@@ -83,8 +85,11 @@ class Node:
         tip = self.store.open(self.genesis)
         self.genesis_hash = self.genesis.block().hash
         self.chain = Chain(self.genesis, self.store, tip)
-        replica_config = consensus.ReplicaConfig(**config.consensus)
-        self.replica = consensus.Replica(self.node_id, self.key, self.chain, self.store, replica_config,
+        try:
+            replica_config = ReplicaConfig(**config.consensus)
+        except TypeError as exc:
+            raise ConfigError(f"{config.path}: consensus: {exc}") from None
+        self.replica = Replica(self.node_id, self.key, self.chain, self.store, replica_config,
                                          self.store.load_safety())
         self.transport = PeerTransport(
             self.node_id, (config.peer_host, config.peer_port), config.peers,
@@ -196,19 +201,19 @@ class Node:
 
     def _execute(self, actions: list[Any]) -> None:
         for action in actions:
-            if isinstance(action, consensus.Send):
+            if isinstance(action, Send):
                 self.transport.send(action.to, action.raw)
-            elif isinstance(action, consensus.SetTimer):
+            elif isinstance(action, SetTimer):
                 self._set_timer(action.name, action.at_ms)
-            elif isinstance(action, consensus.PersistSafety):
+            elif isinstance(action, PersistSafety):
                 self.store.save_safety(action.state)
-            elif isinstance(action, consensus.Commit):
+            elif isinstance(action, Commit):
                 self._commit(action.commit)
-            elif isinstance(action, consensus.RecordEvidence):
+            elif isinstance(action, RecordEvidence):
                 self.store.save_evidence(action.evidence_id, action.evidence)
                 self.metrics.evidence.inc()
                 log.warning("node %s recorded equivocation evidence %s", self.node_id, action.evidence_id.hex()[:16])
-            elif isinstance(action, consensus.Dropped):
+            elif isinstance(action, Dropped):
                 for tx_id in action.tx_ids:
                     for fut in self._waiters.pop(tx_id, []):
                         if not fut.done():

@@ -81,7 +81,8 @@ class Demo:
         else:
             mark = color("✗ rejected", RED) if expect != "ok" else color("✗ UNEXPECTED", RED)
             detail = f" {outcome}: {r['message']}"
-        say(f"{mark} {label}{detail}  {color(f'[{who} → {node_id}, height {answer['height']}]', DIM)}")
+        where = f"[{who} → {node_id}, height {answer['height']}]"
+        say(f"{mark} {label}{detail}  {color(where, DIM)}")
         if outcome != expect:
             raise SystemExit(f"demo expected {expect}, got {outcome}: {r['message']}")
         return answer
@@ -214,8 +215,9 @@ def main() -> None:
     say("the network is still running:")
     for e in entries:
         say(f"  {e.id:<11} {e.api_url}   (verification page at {e.api_url}/)")
-    say("try:  .venv/bin/chainvoice net status demo-net")
-    say("stop: make stop")
+    default = directory == (ROOT / "demo-net").resolve()
+    say(f"try:  .venv/bin/chainvoice net status {directory}")
+    say("stop: make stop" if default else f"stop: .venv/bin/chainvoice net down {directory}")
 
 
 if __name__ == "__main__":

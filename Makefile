@@ -27,6 +27,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not slow"
 
+bench: $(STAMP)
+	$(PY) scripts/bench.py --duration $${DURATION:-60} $${BENCH_ARGS}
+
 bench-core: $(STAMP)
 	$(PY) scripts/bench_core.py
 

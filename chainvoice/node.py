@@ -169,6 +169,17 @@ class Node:
         self.metrics.submitted.inc()
         return Submission(tx, "pending")
 
+    def submit_many(self, raws: list[bytes]) -> list[Submission | MalformedTransaction]:
+        """``submit`` for a batch: one result per transaction, malformed ones as their error."""
+        out: list[Submission | MalformedTransaction] = []
+        for raw in raws:
+            try:
+                out.append(self.submit(raw))
+            except MalformedTransaction as exc:
+                self.metrics.rejected_input.labels(exc.code).inc()
+                out.append(exc)
+        return out
+
     def _flush_submissions(self) -> None:
         self._submit_handle = None
         batch, self._pending_submit = self._pending_submit, []

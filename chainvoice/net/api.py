@@ -135,6 +135,54 @@ async def post_transaction(request: web.Request) -> web.Response:
     return _json(_committed_json(result))
 
 
+# A batch carries at most this many transactions (a few MB): enough to amortise one HTTP request
+# over many transactions, small enough to bound what one request can make a node do.
+MAX_BATCH_TXS = 1000
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    """Many signed transactions in one request (a msgpack array of their bytes). Each is checked
+    on its own; the answer lists, in order, pending / committed / the refusal of each."""
+    node = _node(request)
+    ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/msgpack", "application/x-msgpack", "application/octet-stream"):
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send a msgpack array of signed transactions")
+    raw = await request.read()
+    try:
+        items = codec.decode(raw, canonical=False)
+    except codec.EncodingError as exc:
+        raise ApiError(400, "BAD_ENCODING", str(exc)) from None
+    if type(items) is not list or not all(type(x) is bytes for x in items):
+        raise ApiError(400, "BAD_ENVELOPE", "a batch is a msgpack array of transaction bytes")
+    if len(items) > MAX_BATCH_TXS:
+        raise ApiError(413, TOO_LARGE, f"a batch holds at most {MAX_BATCH_TXS} transactions")
+    wait = request.query.get("wait", "")
+    if wait not in ("", "commit"):
+        raise ApiError(400, "BAD_QUERY", "wait must be 'commit' or absent")
+    results = node.submit_many(items)
+    out: list[dict[str, Any]] = []
+    waits = []
+    for r in results:
+        if isinstance(r, MalformedTransaction):
+            out.append({"status": "refused", "error": {"code": r.code, "message": r.message}})
+        elif r.committed is not None:
+            out.append({**_committed_json(r.committed), "duplicate": True})
+        else:
+            out.append({"tx_id": r.tx.tx_id.hex(), "status": "pending"})
+            if wait:
+                waits.append((len(out) - 1, r.tx.tx_id))
+    if waits:
+        done = await asyncio.gather(*(node.wait_commit(tx_id, 30.0) for _, tx_id in waits))
+        for (i, tx_id), result in zip(waits, done):
+            if result is None:
+                out[i] = {"tx_id": tx_id.hex(), "status": "pending", "error": {"code": "TIMEOUT", "message": "not committed in 30 s"}}
+            elif isinstance(result, str):
+                out[i] = {"tx_id": tx_id.hex(), "status": "dropped", "error": {"code": "DROPPED", "message": result}}
+            else:
+                out[i] = _committed_json(result)
+    return _json({"results": out})
+
+
 async def get_transaction(request: web.Request) -> web.Response:
     node = _node(request)
     text = request.match_info["tx_id"]
@@ -385,10 +433,11 @@ async def index(request: web.Request) -> web.Response:
 
 
 def build_app(node: "Node") -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=MAX_TX_BYTES + 1024)
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_TXS * 4096 + 1024)
     app[NODE_KEY] = node
     r = app.router
     r.add_post("/v1/transactions", post_transaction)
+    r.add_post("/v1/transactions/batch", post_batch)
     r.add_get("/v1/transactions/{tx_id}", get_transaction)
     r.add_get("/v1/invoices/{number}", get_invoice)
     r.add_get("/v1/invoices/{number}/proof", get_proof)

@@ -83,6 +83,13 @@ def openapi_document() -> dict[str, Any]:
                               "409": _err("dropped from the mempool"), "413": _err("too large"),
                               "415": _err("not application/msgpack"), "504": _err("not committed in time")},
             }},
+            "/v1/transactions/batch": {"post": {
+                "summary": "Submit up to 1000 signed transactions (a msgpack array of their bytes); one result each, in order",
+                "parameters": [{"name": "wait", "in": "query", "required": False, "schema": {"type": "string", "enum": ["commit"]}}],
+                "requestBody": {"required": True, "content": {"application/msgpack": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"200": _ok("one result per transaction"), "400": _err("not a msgpack array of bytes"),
+                              "413": _err("too many transactions"), "415": _err("not application/msgpack")},
+            }},
             "/v1/transactions/{tx_id}": {"get": {
                 "summary": "A committed transaction with its receipt, inclusion proofs, header and certificate",
                 "parameters": [{"name": "tx_id", "in": "path", "required": True, "schema": {"type": "string"}}],

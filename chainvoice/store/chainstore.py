@@ -59,12 +59,38 @@ class HistoryEntry:
     code: str
 
 
+class _ReadCache:
+    """A bounded map in front of the key-value store. Cleared when full instead of tracking
+    recency: a dict lookup is the whole cost of a hit, and the hot entries (upper tree levels,
+    recently written state) come straight back. Only committed data goes in, so it is never stale."""
+
+    __slots__ = ("data", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.limit = limit
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if len(self.data) >= self.limit:
+            self.data.clear()
+        self.data[key] = value
+
+
+# Tree nodes kept in memory (~200 B each with dict overhead: 64 MB): the upper levels, touched by
+# every block, always stay.
+NODE_CACHE_ENTRIES = 300_000
+# Latest state values kept in memory (invoices and members being worked on).
+STATE_CACHE_ENTRIES = 100_000
+
+
 class ChainStore:
     """Implements ``chain.CommittedStore`` and the node's read indexes over a KeyValue."""
 
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
         self._tip: Header | None = None
+        self._nodes = _ReadCache(NODE_CACHE_ENTRIES)
+        self._state = _ReadCache(STATE_CACHE_ENTRIES)
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -100,10 +126,20 @@ class ChainStore:
     # -- chain.CommittedStore ------------------------------------------------------------------
 
     def state_value(self, key: bytes) -> bytes | None:
-        return self.kv.get(b"s" + key)
+        value = self._state.data.get(key)
+        if value is None:
+            value = self.kv.get(b"s" + key)
+            if value is not None:
+                self._state.put(key, value)
+        return value
 
     def node(self, node_hash: bytes) -> bytes | None:
-        return self.kv.get(b"n" + node_hash)
+        node = self._nodes.data.get(node_hash)
+        if node is None:
+            node = self.kv.get(b"n" + node_hash)
+            if node is not None:
+                self._nodes.put(node_hash, node)
+        return node
 
     def has_tx(self, tx_id: bytes) -> bool:
         return self.kv.get(b"t" + tx_id) is not None
@@ -159,6 +195,11 @@ class ChainStore:
             else:
                 deletes.append(key)
         self.kv.write(puts, deletes, sync=True)
+        # Only after the write is durable: the caches never hold what the disk does not.
+        for key, value in commit.state_writes.items():
+            self._state.put(key, value)
+        for node_hash, node in commit.nodes.items():
+            self._nodes.put(node_hash, node)
         self._tip = block.header
 
     def save_safety(self, state: bytes) -> None:

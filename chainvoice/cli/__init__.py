@@ -54,7 +54,7 @@ def main(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
-    from . import audit, ledger, net, node, verify  # noqa: F401 - commands attach themselves to main
+    from . import audit, ledger, merchant, net, node, verify  # noqa: F401 - commands attach themselves to main
 
     main.add_command(net.net)
     main.add_command(node.node)
@@ -62,6 +62,7 @@ def _register() -> None:
     main.add_command(ledger.invoice)
     main.add_command(verify.verify)
     main.add_command(audit.audit)
+    main.add_command(merchant.merchant)
 
 
 _register()

@@ -36,5 +36,8 @@ bench-core: $(STAMP)
 sim: $(STAMP)
 	$(PY) scripts/sim.py --seeds 2000 --n 4
 
+chaos: $(STAMP)
+	$(PY) scripts/chaos.py --duration $${DURATION:-180} $${CHAOS_ARGS}
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

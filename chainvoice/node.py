@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import time
 from dataclasses import dataclass
@@ -40,6 +41,23 @@ log = logging.getLogger("chainvoice.node")
 # Client submissions arriving within this window are handed to the replica (and gossiped) as one
 # batch: one gossip message per few ms instead of one per transaction.
 SUBMIT_COALESCE_S = 0.002
+# Crash-consistency testing: CHAINVOICE_CRASH_POINTS="before-write:0.05,after-write:0.05" makes the
+# node SIGKILL itself with that probability at those points of its commit path. Unset in normal use.
+CRASH_POINTS_ENV = "CHAINVOICE_CRASH_POINTS"
+CRASH_POINTS = ("before-write", "after-write", "after-safety")
+
+
+def _crash_points() -> dict[str, float]:
+    spec = os.environ.get(CRASH_POINTS_ENV, "")
+    points: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, prob = part.partition(":")
+        if name not in CRASH_POINTS:
+            raise ConfigError(f"{CRASH_POINTS_ENV}: unknown crash point {name!r} (known: {', '.join(CRASH_POINTS)})")
+        points[name] = float(prob or 1)
+    return points
+
+
 # A client's ?wait=commit answer comes within this bound or says the transaction is still pending.
 DEFAULT_WAIT_S = 15.0
 MAX_WAIT_S = 60.0
@@ -105,6 +123,9 @@ class Node:
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()
         self.started_at = time.time()
+        self._crash = _crash_points()
+        if self._crash:
+            log.warning("node %s will crash itself at %s", self.node_id, self._crash)
         log.info("node %s opened its store at height %d", self.node_id, tip.height)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -218,6 +239,7 @@ class Node:
                 self._set_timer(action.name, action.at_ms)
             elif isinstance(action, PersistSafety):
                 self.store.save_safety(action.state)
+                self._maybe_crash("after-safety")
             elif isinstance(action, Commit):
                 self._commit(action.commit)
             elif isinstance(action, RecordEvidence):
@@ -241,7 +263,9 @@ class Node:
 
     def _commit(self, commit: BlockCommit) -> None:
         start = time.perf_counter()
+        self._maybe_crash("before-write")
         self.store.save_commit(commit)
+        self._maybe_crash("after-write")
         self.metrics.observe_commit(commit, time.perf_counter() - start, self.now_ms())
         height = commit.height
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
@@ -270,6 +294,13 @@ class Node:
                 "invoice": None if state is None else codec.to_json(state),
             }
             self.events.publish(event, holders={h.hex() for h in holders}, sellers=sellers)
+
+    def _maybe_crash(self, point: str) -> None:
+        p = self._crash.get(point)
+        if p and random.random() < p:
+            log.warning("node %s crashing itself at %s (height %d)", self.node_id, point, self.store.tip.height)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- status ------------------------------------------------------------------------------
 

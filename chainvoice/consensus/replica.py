@@ -382,6 +382,11 @@ class Replica:
             self._persist(state)
             self._broadcast(vote)
             self._votes.add(vote)
+        # A valid proposal for the next height is the primary's progress: the timer restarts, so
+        # a busy network (a full block executing on every replica) is not mistaken for a silent
+        # primary. It restarts at most once per height and view, so a primary that proposes and
+        # then stalls is still suspected one timeout later.
+        self._cancel(TIMER_VIEW)
         self._arm_view_timer(now)
         self._check_prepared(h, v, d, now)
         self._check_commit_quorums(now)
@@ -464,6 +469,7 @@ class Replica:
         self.stats["commits"] += 1
         self._tip_cert = cert
         self.mempool.remove(tx.tx_id for tx in record.txs)
+        self.mempool.remember(record.txs)  # their gossip may still be on its way to us
         self._safety.committed(h)
         self._book.prune(h - 2)
         self._votes.prune(below_height=h + 1)
@@ -830,6 +836,7 @@ class Replica:
                 except InvalidBlock:
                     self._catchup.failed(s.sender, tip)
                     break
+                self.mempool.remember(candidate.txs)
                 self._catchup.learn(block.height, s.sender)
                 self.stats["catchup_blocks"] += 1
                 self._commit(candidate, cert, now)
@@ -842,13 +849,15 @@ class Replica:
     def _on_txs(self, s: Signed, now: int) -> None:
         added = 0
         for raw in s.body.txs:
-            if self.mempool.lookup(raw) is not None:
+            if self.mempool.waiting(raw):
                 continue
-            try:
-                tx = decode_tx(raw, chain_id=self.chain_id)
-            except MalformedTransaction:
-                self.stats["rejected"] += 1
-                continue
+            tx = self.mempool.lookup(raw)  # already verified in a block we checked
+            if tx is None:
+                try:
+                    tx = decode_tx(raw, chain_id=self.chain_id)
+                except MalformedTransaction:
+                    self.stats["rejected"] += 1
+                    continue
             if self._committed.has_tx(tx.tx_id):
                 continue
             if self.mempool.add(tx, now) == ADDED:
@@ -866,6 +875,8 @@ class Replica:
             candidate: Candidate | None = self.chain.check(block, known=self.mempool.lookup)
         except InvalidBlock:
             candidate = None
+        else:
+            self.mempool.remember(candidate.txs)
         if len(self._candidates) < MAX_BLOCKS_KEPT:
             self._candidates[block.hash] = candidate
         return candidate

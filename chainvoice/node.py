@@ -124,6 +124,7 @@ class Node:
         self._stopped = asyncio.Event()
         self.started_at = time.time()
         self._crash = _crash_points()
+        self._logged_view = -1
         if self._crash:
             log.warning("node %s will crash itself at %s", self.node_id, self._crash)
         log.info("node %s opened its store at height %d", self.node_id, tip.height)
@@ -232,6 +233,11 @@ class Node:
     # -- actions out of the replica ---------------------------------------------------------------
 
     def _execute(self, actions: list[Any]) -> None:
+        view = self.replica.view
+        if view != self._logged_view:
+            self._logged_view = view
+            log.info("view %d (primary %s)%s", view, self.replica.primary,
+                     " - view change in progress" if self.replica.in_view_change else "")
         for action in actions:
             if isinstance(action, Send):
                 self.transport.send(action.to, action.raw)
@@ -267,6 +273,7 @@ class Node:
         self.store.save_commit(commit)
         self._maybe_crash("after-write")
         self.metrics.observe_commit(commit, time.perf_counter() - start, self.now_ms())
+        log.debug("committed block %d: %d transactions", commit.height, len(commit.txs))
         height = commit.height
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
             done = Committed(tx.tx_id, height, i, receipt)

@@ -3,6 +3,7 @@ primary killed triggers a view change and commits resume."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -114,6 +115,13 @@ def test_primary_killed_view_change_and_commits_resume(fault_net):
     assert answer["status"] == "committed" and answer["receipt"]["status"] == "ok"
     status = net.client(survivors[1]).status()
     assert status["view"] > view_before and status["primary"] != net.entries[primary].id
+    # operators follow the view change in the structured logs: every line is JSON with the node,
+    # its view and height, and the new view is announced
+    log_path = net.directory / net.entries[survivors[1]].id / "node.log"
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    opened = [r for r in records if "view" in r]
+    assert opened and all({"ts", "level", "node", "view", "height", "msg"} <= r.keys() for r in opened)
+    assert any(r["msg"].startswith(f"view {status['view']} ") for r in records), "new view not logged"
     print(f"\nprimary {net.entries[primary].id} killed: view {view_before} -> {status['view']}, "
           f"a new transaction committed {took:.2f} s later")
     # the old primary comes back, catches up and agrees

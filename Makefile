@@ -21,7 +21,19 @@ run: $(STAMP)
 stop: $(STAMP)
 	@test -f demo-net/network.json && $(PY) -m chainvoice net down demo-net || echo "no demo network to stop"
 
-test: $(STAMP)
+# The browser tests (tests/browser) drive Debian's /usr/bin/chromium; scripts/install_browser.sh
+# installs it (apt-get) and playwright once. If that fails the stamp is not written (so the next
+# run retries) and the tests still run: the browser tests then FAIL saying what is missing.
+BROWSER_STAMP = $(VENV)/.browser
+
+.PHONY: browser
+browser: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): scripts/install_browser.sh | $(STAMP)
+	@if PYTHON=$(PY) bash scripts/install_browser.sh; then touch $@; \
+	else echo "make: scripts/install_browser.sh failed; the browser tests will fail until it succeeds" >&2; fi
+
+test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

@@ -212,9 +212,13 @@ async function renderVerdict(v, t, form, checkAnswer, fps) {
     const signed = v.height === 0 || BigInt(v.height ?? -1) === 0n
       ? `block 0 matched ${t.sourceShort === "this node's consortium keys" ? "the genesis hash this node reported" : "your genesis hash"}`
       : `signed by ${nSigned} of ${c.n} consortium nodes (f = ${c.f})`;
+    // With the node's own key list the answer is checked, but the keys are still this node's word.
+    const trustNote = t.mode === "node"
+      ? "you did not have to trust this node's answer, only its list of consortium keys (compare the fingerprints below)"
+      : `you did not have to trust this node (keys from ${t.sourceShort})`;
     title = v.exists
-      ? `✓ Verified in your browser: ${signed}, state proof to block ${v.height}'s state root — you did not have to trust this node`
-      : `✓ Verified in your browser: invoice ${v.number} does not exist (as of block ${v.height}); ${signed} — you did not have to trust this node`;
+      ? `✓ Verified in your browser: ${signed}, state proof to block ${v.height}'s state root — ${trustNote}`
+      : `✓ Verified in your browser: invoice ${v.number} does not exist (as of block ${v.height}); ${signed} — ${trustNote}`;
     lead = v.reason;
   } else if (v.unverified) {
     state = "unverified";

@@ -64,7 +64,13 @@ class Report:
     acks: dict[str, Ack] = field(default_factory=dict)
     submit_errors: int = 0
     longest_stall_s: float = 0.0
+    longest_stall_at: float = 0.0  # seconds after the load started when that stall began
     events: list[str] = field(default_factory=list)
+    t0: float = field(default_factory=time.monotonic)
+
+    def event(self, text: str) -> str:
+        self.events.append(f"t={time.monotonic() - self.t0:6.1f}s {text}")
+        return self.events[-1]
 
 
 class Cluster:
@@ -257,10 +263,12 @@ async def monitor(cluster: Cluster, report: Report, session: aiohttp.ClientSessi
         now = time.monotonic()
         if top > best:
             best, last_progress = top, now
-        report.longest_stall_s = max(report.longest_stall_s, now - last_progress)
+        if now - last_progress > report.longest_stall_s:
+            report.longest_stall_s = now - last_progress
+            report.longest_stall_at = last_progress - report.t0
         for node in cluster.restart_crashed():
             report.faults["self-crash (crash point)"] += 1
-            report.events.append(f"{node} crashed itself; restarting")
+            print(f"  monitor: {report.event(f'{node} crashed itself (crash point); restarting')}", flush=True)
             cluster.down.add(node)
             await cluster.restart(node)
         await asyncio.sleep(0.2)
@@ -276,8 +284,7 @@ async def nemesis(cluster: Cluster, report: Report, rng: random.Random, duration
         if kind == "kill-primary":
             victim = cluster.primary() or victim
         report.faults[kind] += 1
-        report.events.append(f"t={time.monotonic() - started:6.1f}s {kind} {victim} for {hold:.1f}s")
-        print(f"  nemesis: {report.events[-1]}", flush=True)
+        print(f"  nemesis: {report.event(f'{kind} {victim} for {hold:.1f}s')}", flush=True)
         if kind in ("kill", "kill-primary"):
             cluster.kill(victim)
             await asyncio.sleep(hold)
@@ -343,13 +350,21 @@ async def main_async(args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.5)
                 else:
                     raise SystemExit(f"could not register {name}")
-            started = time.monotonic()
+            started = report.t0 = time.monotonic()
             load = asyncio.create_task(work.run(session))
             await nemesis(cluster, report, rng, args.duration, started)
             # heal: everything up, every link open
             for node in list(cluster.paused):
                 cluster.resume(node)
             cluster.cut(list(cluster.proxies), False)
+            if cluster.env:
+                # Healing ends the crash points too: every node restarts without them (these
+                # restarts are not counted as injected kills).
+                cluster.env = {}
+                for node in cluster.ids:
+                    if node not in cluster.down:
+                        cluster.kill(node)
+                report.event("healing: every node restarted without crash points")
             for node in list(cluster.down):
                 await cluster.restart(node)
             healed = time.monotonic()
@@ -414,7 +429,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"  lost                   {len(lost)}")
     print(f"  divergent heights      {len(divergent)}")
     print(f"  double reimbursed/declared on any node: {len(doubles)}")
-    print(f"  longest stall          {report.longest_stall_s:.1f} s")
+    print(f"  longest stall          {report.longest_stall_s:.1f} s (from t={report.longest_stall_at:.1f}s)")
     print(f"  commit after healing   {heal_commit_s:.2f} s ({'ok' if probe and heal_commit_s <= HEAL_DEADLINE_S else 'FAILED'})")
     checks_ok = ok and not lost and not divergent and not doubles and probe is not None and heal_commit_s <= HEAL_DEADLINE_S
     for item in lost[:5]:
@@ -426,6 +441,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "blocks": top, "acknowledged": len(report.acks), "double_claims_rejected": rejected_doubles,
             "not_acknowledged": report.submit_errors, "lost": len(lost), "divergent_heights": len(divergent),
             "doubles": len(doubles), "longest_stall_s": round(report.longest_stall_s, 2),
+            "longest_stall_at_s": round(report.longest_stall_at, 1),
             "commit_after_heal_s": round(heal_commit_s, 2), "pass": checks_ok, "events": report.events,
         }, indent=2))
     return 0 if checks_ok else 1

@@ -15,24 +15,34 @@ from ..chain.consortium import Consortium
 from . import messages
 from .messages import COMMIT, PRE_PREPARE, PREPARE, PreparedProof, Signed, ViewChange
 
-# Certificates already checked (by encoding). A replica sees the same tip certificate in many
-# VIEW-CHANGEs and STATUS messages; checking its 2f+1 signatures once is enough.
+# Certificates already checked (by encoding), per consortium. A replica sees the same tip
+# certificate in many VIEW-CHANGEs and STATUS messages; checking its 2f+1 signatures once is
+# enough. Whether a certificate is valid depends on the consortium (its keys and f), so the cache
+# is kept per consortium object (held here, so its id is not reused): a certificate of 3 votes
+# checked for a 4-node consortium must not pass for a 7-node one with the same chain id.
 CERT_CACHE_SIZE = 4096
-_good_certs: dict[bytes, None] = {}
+MAX_CACHED_CONSORTIA = 16
+_good_certs: dict[int, tuple[Consortium, dict[bytes, None]]] = {}
 
 
 def certificate_ok(cert: CommitCertificate, consortium: Consortium, height: int) -> bool:
     """``cert`` proves a block committed at ``height`` (2f+1 valid commit votes, SPEC §5)."""
     if cert.height != height:
         return False
+    entry = _good_certs.get(id(consortium))
+    if entry is None:
+        if len(_good_certs) >= MAX_CACHED_CONSORTIA:
+            _good_certs.clear()
+        entry = _good_certs[id(consortium)] = (consortium, {})
+    good = entry[1]
     key = cert.encode()
-    if key in _good_certs:
+    if key in good:
         return True
     if certificate_problem(cert, consortium.chain_id, consortium.node_keys, consortium.f) is not None:
         return False
-    if len(_good_certs) >= CERT_CACHE_SIZE:
-        _good_certs.clear()
-    _good_certs[key] = None
+    if len(good) >= CERT_CACHE_SIZE:
+        good.clear()
+    good[key] = None
     return True
 
 

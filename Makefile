@@ -36,7 +36,7 @@ $(BROWSER_STAMP): scripts/install_browser.sh | $(STAMP)
 test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q -x -m "not slow"
 
 bench: $(STAMP)

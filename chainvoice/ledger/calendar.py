@@ -10,8 +10,9 @@ import re
 
 BEIJING_OFFSET_MS = 8 * 3600 * 1000
 _DAY_MS = 86_400_000
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_DATE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+# ASCII digits only, whole string only (``\d`` also matches other scripts' digits, ``$`` a final newline).
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+_DATE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
 
 
 def civil_from_days(days: int) -> tuple[int, int, int]:
@@ -45,8 +46,8 @@ def date_of(timestamp_ms: int) -> str:
 
 
 def is_period(text: object) -> bool:
-    return type(text) is str and _PERIOD.match(text) is not None
+    return type(text) is str and _PERIOD.fullmatch(text) is not None
 
 
 def is_date(text: object) -> bool:
-    return type(text) is str and _DATE.match(text) is not None
+    return type(text) is str and _DATE.fullmatch(text) is not None

@@ -26,8 +26,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chainvoice.api")
 
+# Matched with ``fullmatch`` and ASCII classes only: ``str.isdigit`` and ``\d`` accept digits
+# such as "²" or "٣" that ``int`` then refuses or reads differently, and ``$`` lets a trailing
+# newline through.
 _NUMBER = re.compile(NUMBER_PATTERN)
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_DIGITS18 = re.compile(r"[0-9]{1,18}")
+_WINDOW = re.compile(r"[0-9]{1,2}")
 NODE_KEY = web.AppKey("node", object)
 # Longest a client may hold an SSE stream idle before a keep-alive comment is sent.
 SSE_KEEPALIVE_S = 15.0
@@ -60,7 +65,10 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
         if e.status < 400:
             raise
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}.get(e.status, "BAD_REQUEST")
-        return error_response(e.status, code, e.reason or code)
+        response = error_response(e.status, code, e.reason or code)
+        if "Allow" in e.headers:  # a 405 names the methods the resource has (RFC 9110 §15.5.6)
+            response.headers["Allow"] = e.headers["Allow"]
+        return response
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
@@ -85,13 +93,13 @@ def _committed_json(c: "Committed") -> dict[str, Any]:
 
 def _number(request: web.Request) -> str:
     number = request.match_info["number"]
-    if not _NUMBER.match(number):
+    if not _NUMBER.fullmatch(number):
         raise ApiError(400, "BAD_NUMBER", "an invoice number is 20 digits")
     return number
 
 
 def _height(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not _DIGITS18.fullmatch(text):
         raise ApiError(400, "BAD_HEIGHT", "height must be a non-negative integer")
     return int(text)
 
@@ -186,7 +194,7 @@ async def post_batch(request: web.Request) -> web.Response:
 async def get_transaction(request: web.Request) -> web.Response:
     node = _node(request)
     text = request.match_info["tx_id"]
-    if not _HEX64.match(text):
+    if not _HEX64.fullmatch(text):
         raise ApiError(400, "BAD_TX_ID", "a transaction id is 64 hex characters")
     tx_id = bytes.fromhex(text)
     location = node.store.tx_location(tx_id)
@@ -288,11 +296,11 @@ async def check(request: web.Request) -> web.Response:
     node = _node(request)
     q = request.query
     number, date, total = q.get("number", ""), q.get("date", ""), q.get("total", "")
-    if not _NUMBER.match(number):
+    if not _NUMBER.fullmatch(number):
         raise ApiError(400, "BAD_NUMBER", "number must be the invoice's 20 digits")
     if not calendar.is_date(date):
         raise ApiError(400, "BAD_DATE", "date must be the issue date as YYYY-MM-DD")
-    if not total.isdigit() or len(total) > 18:
+    if not _DIGITS18.fullmatch(total):
         raise ApiError(400, "BAD_TOTAL", "total must be the invoice total in fen (an integer)")
     state = _invoice_state(node, number)
     height = node.store.tip.height
@@ -317,7 +325,7 @@ async def check(request: web.Request) -> web.Response:
 async def wallet(request: web.Request) -> web.Response:
     node = _node(request)
     holder = request.match_info["holder"]
-    if not _HEX64.match(holder):
+    if not _HEX64.fullmatch(holder):
         raise ApiError(400, "BAD_HOLDER", "a holder is a 64-hex-character public key")
     invoices = []
     for number in node.store.wallet(bytes.fromhex(holder)):
@@ -334,7 +342,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     holders = {h.lower() for h in request.query.getall("holder", []) if h}
     sellers = {s for s in request.query.getall("seller", []) if s}
     for h in holders:
-        if not _HEX64.match(h):
+        if not _HEX64.fullmatch(h):
             raise ApiError(400, "BAD_HOLDER", "holder must be a 64-hex-character public key")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
@@ -387,7 +395,7 @@ async def get_block(request: web.Request) -> web.Response:
 async def audit_risk(request: web.Request) -> web.Response:
     node = _node(request)
     w = request.query.get("window_months", "3")
-    if not w.isdigit() or not 1 <= int(w) <= 24:
+    if not _WINDOW.fullmatch(w) or not 1 <= int(w) <= 24:
         raise ApiError(400, "BAD_QUERY", "window_months must be 1..24")
     tip = node.store.tip
     return _json({"height": tip.height, **audit.risk(node.store.audit_view(), tip.timestamp_ms, int(w))})
@@ -432,12 +440,18 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html")
 
 
+async def _post_only(request: web.Request) -> web.Response:
+    raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+
+
 def build_app(node: "Node") -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_TXS * 4096 + 1024)
     app[NODE_KEY] = node
     r = app.router
     r.add_post("/v1/transactions", post_transaction)
     r.add_post("/v1/transactions/batch", post_batch)
+    # Otherwise GET .../batch would reach the {tx_id} route and answer 400 "bad id".
+    r.add_get("/v1/transactions/batch", _post_only)
     r.add_get("/v1/transactions/{tx_id}", get_transaction)
     r.add_get("/v1/invoices/{number}", get_invoice)
     r.add_get("/v1/invoices/{number}/proof", get_proof)

@@ -1,0 +1,156 @@
+"""Shared by the API fuzz tests and ``scripts/fuzz_api.py``: a real network with some history on
+it, schemathesis set up for the node API (msgpack request bodies, the checks that matter, the
+endpoints that cannot be fuzzed as plain request/response), and known resource ids."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chainvoice import crypto
+from chainvoice.client import NodeClient, new_invoice_number, new_nonce
+from chainvoice.ledger import amounts
+from chainvoice.ledger.transaction import sign
+
+
+@dataclass
+class Seeded:
+    """What ``seed`` put on the chain: ids that resolve, so fuzzed reads also reach 200 answers."""
+
+    url: str
+    chain_id: str
+    numbers: list[str] = field(default_factory=list)
+    tx_ids: list[str] = field(default_factory=list)
+    holders: list[str] = field(default_factory=list)
+    sellers: list[str] = field(default_factory=list)
+    height: int = 0
+
+
+def _identities(directory: Path) -> dict[str, dict[str, Any]]:
+    return {i["name"]: i for i in json.loads((directory / "identities.json").read_text())}
+
+
+def seed(directory: Path, url: str) -> Seeded:
+    """Register a merchant, an enterprise and its platform; issue invoices and move them through
+    transfer, reimbursement, declaration, a red-letter reversal and a flag (one committed block
+    each, so the chain has blocks of every kind of transaction)."""
+    ids = _identities(directory)
+    key = lambda name: crypto.SigningKey.load(directory / ids[name]["key_file"])  # noqa: E731
+    client = NodeClient(url, timeout_s=30)
+    chain_id = client.chain_id
+    out = Seeded(url, chain_id)
+    tax, shop, acme, plat, alice = key("tax"), key("shop"), key("acme"), key("expensepro"), key("alice")
+
+    def do(k: crypto.SigningKey, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        tx = sign(k, chain_id, kind, body, new_nonce())
+        result = client.submit(tx, wait=True)
+        assert result["receipt"]["status"] == "ok", (kind, result)
+        out.tx_ids.append(tx.tx_id.hex())
+        return result
+
+    do(tax, "register_member", {"key": shop.public_key, "role": "merchant", "name": "Shenzhen Shop Ltd",
+                                "tax_id": ids["shop"]["tax_id"], "taxpayer_type": "general",
+                                "monthly_quota": 10**12})
+    do(tax, "register_member", {"key": acme.public_key, "role": "enterprise", "name": "Acme Corp",
+                                "tax_id": ids["acme"]["tax_id"]})
+    do(tax, "register_member", {"key": plat.public_key, "role": "platform", "name": "ExpensePro",
+                                "serves": [acme.public_key]})
+
+    def issue(holder: bytes, **extra: Any) -> str:
+        lines = [amounts.build_line("Office chair", 2, 45_000, 1300), amounts.build_line("Delivery", 1, 1_999, 600)]
+        a, t, total = amounts.totals(lines)
+        number = new_invoice_number()
+        do(shop, "issue", {"number": number, "seller_tax_id": ids["shop"]["tax_id"], "seller_name": "Shenzhen Shop Ltd",
+                           "buyer_name": "Alice", "holder": holder, "lines": lines, "amount": a, "tax": t,
+                           "total": total, **extra})
+        out.numbers.append(number)
+        return number
+
+    plain = issue(alice.public_key, payment_ref="pay-1")
+    claimed = issue(alice.public_key)
+    do(alice, "transfer", {"number": claimed, "to": acme.public_key})
+    do(plat, "reimburse", {"number": claimed, "claim_id": "C-1"})
+    do(acme, "declare", {"number": claimed, "period": _period(client)})
+    red = issue(alice.public_key)
+    do(shop, "request_red", {"number": red, "amount": 10_000, "reason": "returned one chair"})
+    do(alice, "confirm_red", {"number": red})
+    flagged = issue(acme.public_key)
+    do(tax, "flag", {"number": flagged, "reason": "audit"})
+    del plain
+    out.holders = [alice.public_key.hex(), acme.public_key.hex()]
+    out.sellers = [ids["shop"]["tax_id"]]
+    out.height = client.status()["height"]
+    return out
+
+
+def _period(client: NodeClient) -> str:
+    from chainvoice.ledger import calendar
+
+    return calendar.month_of(client.block("latest")["header"]["timestamp_ms"])
+
+
+def get_json(url: str, timeout_s: float = 30) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+# -- schemathesis ---------------------------------------------------------------------------------
+
+# Server-sent events never end, so a request/response fuzzer would wait on them forever: the
+# stream gets its own bounded tests. Every other operation is fuzzed.
+NOT_FUZZED = ("/v1/events",)
+
+
+def _register_serializer() -> None:
+    """Request bodies are ``application/msgpack``: send the generated bytes as they are."""
+    import schemathesis
+    from schemathesis.transport.serialization import serialize_binary
+
+    @schemathesis.serializer("application/msgpack")
+    def msgpack_body(ctx: Any, value: Any) -> dict[str, Any]:
+        if isinstance(value, (bytes, bytearray)):
+            return {"data": bytes(value)}
+        if isinstance(value, str):
+            return {"data": value.encode("utf-8", "surrogatepass")}
+        return {"data": serialize_binary(value)}
+
+
+_register_serializer()
+
+
+def checks() -> list[Any]:
+    """What every fuzzed answer must satisfy: never a 5xx; a status code, content type and body
+    that the OpenAPI document declares for the operation; the methods a path lacks answered 405."""
+    from schemathesis import checks as c
+
+    return [c.not_a_server_error, c.status_code_conformance, c.content_type_conformance,
+            c.response_schema_conformance, c.unsupported_method]
+
+
+def load_schema(*, max_examples: int, modes: tuple[str, ...] = ("positive", "negative"), url: str | None = None) -> Any:
+    """The node API's OpenAPI document as a schemathesis schema, minus ``NOT_FUZZED``.
+
+    Without ``url`` it is built from ``openapi_document()`` in this process: exactly the dict every
+    node serves at /openapi.json (the tests check that), and available before any node runs, so
+    pytest can collect one test per operation. Calls then go to a live node via ``base_url``.
+    (schemathesis's fixture-based lazy loading does not work with the pytest installed here.)
+    """
+    import schemathesis
+
+    if url is None:
+        from chainvoice.net.openapi import openapi_document
+
+        schema = schemathesis.openapi.from_dict(openapi_document())
+    else:
+        schema = schemathesis.openapi.from_url(url.rstrip("/") + "/openapi.json", timeout=30)
+    schema.config.generation.update(modes=list(modes), max_examples=max_examples)
+    for path in NOT_FUZZED:
+        schema = schema.exclude(path=path)
+    return schema

@@ -81,6 +81,48 @@ def build_bundle(
     return bundle
 
 
+def build_consortium_proof(
+    genesis: Header,
+    node: Callable[[bytes], bytes | None],
+    value_by_hash: Callable[[bytes], bytes | None],
+) -> dict[str, Any]:
+    """The consortium as committed in the genesis state, provable against the genesis hash alone:
+    ``{header_bytes, value, siblings}``. A verifier who pinned the genesis hash (from the tax
+    authority, out of band) learns the node keys and f from any node without trusting it."""
+    from .genesis import CONSORTIUM_KEY  # genesis imports this module's neighbours, not this one
+
+    tree = smt.SparseMerkleTree(_ReadOnlyNodes(node))
+    try:
+        proof = tree.prove(genesis.state_root, CONSORTIUM_KEY)
+        value_hash = tree.get(genesis.state_root, CONSORTIUM_KEY)
+    except smt.MissingNodeError as exc:
+        raise ProofUnavailable(f"genesis state is not available: {exc}") from None
+    value = None if value_hash is None else value_by_hash(value_hash)
+    if value is None:
+        raise ProofUnavailable("the genesis state holds no consortium")
+    return {"header_bytes": genesis.encoded.hex(), "value": value.hex(), "siblings": [x.hex() for x in proof.siblings]}
+
+
+def verify_consortium_proof(proof: Any, genesis_hash: bytes) -> Consortium:
+    """The consortium proven by ``proof`` against ``genesis_hash``, or ValueError saying why not."""
+    from .genesis import CONSORTIUM_KEY
+
+    try:
+        header_bytes = codec.from_hex(proof["header_bytes"])
+        value = codec.from_hex(proof["value"])
+        siblings = tuple(codec.from_hex(x, 32) for x in proof["siblings"])
+        header = Header.decode(header_bytes)
+    except (KeyError, TypeError, codec.EncodingError, BlockFormatError) as exc:
+        raise ValueError(f"malformed consortium proof: {exc}") from None
+    if codec.sha256(header_bytes) != genesis_hash:
+        raise ValueError("the genesis header does not hash to the pinned genesis hash")
+    if header.height != 0:
+        raise ValueError("the consortium proof is not against block 0")
+    if not smt.verify_inclusion(header.state_root, CONSORTIUM_KEY, codec.sha256(value), smt.Proof(siblings, None)):
+        raise ValueError("the consortium value does not fold to the genesis state root")
+    return Consortium.from_map(codec.decode(value))
+
+
 class _ReadOnlyNodes:
     __slots__ = ("get",)
 

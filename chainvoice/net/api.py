@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from .. import audit, codec, merkle, ubl
-from ..chain.proof import ProofUnavailable, build_bundle
+from ..chain.proof import ProofUnavailable, build_bundle, build_consortium_proof
 from ..ledger import calendar
 from ..ledger.codes import TOO_LARGE, MalformedTransaction
 from ..ledger.records import invoice_key
@@ -420,6 +420,19 @@ async def consortium(request: web.Request) -> web.Response:
     return _json({**doc, "genesis_hash": node.genesis_hash.hex(), "quorum": node.consortium.quorum})
 
 
+async def consortium_proof(request: web.Request) -> web.Response:
+    """The consortium leaf of the genesis state with its path: checkable against a pinned genesis
+    hash, so a verifier need not take this node's word for the node keys."""
+    node = _node(request)
+    genesis = node.store.block(0)
+    if genesis is None:  # pragma: no cover - a node always holds its genesis
+        raise ApiError(404, "PROOF_UNAVAILABLE", "this node holds no genesis block")
+    try:
+        return _json(build_consortium_proof(genesis.header, node.store.node, node.store.value))
+    except ProofUnavailable as e:
+        raise ApiError(404, "PROOF_UNAVAILABLE", str(e)) from None
+
+
 async def evidence(request: web.Request) -> web.Response:
     node = _node(request)
     return _json({"evidence": [codec.to_json(codec.decode(e, canonical=False)) for e in node.store.evidence()]})
@@ -464,6 +477,7 @@ def build_app(node: "Node") -> web.Application:
     r.add_get("/v1/audit/report", audit_report)
     r.add_get("/v1/status", status)
     r.add_get("/v1/consortium", consortium)
+    r.add_get("/v1/consortium/proof", consortium_proof)
     r.add_get("/v1/evidence", evidence)
     r.add_get("/metrics", metrics)
     r.add_get("/openapi.json", openapi)

@@ -106,6 +106,10 @@ STATUS = {"type": "object", "required": ["node_id", "chain_id", "height", "block
     "timestamp_ms": {"type": "integer"}, "view": {"type": "integer"}, "primary": {"type": "string"},
     "peers_connected": {"type": "array", "items": {"type": "string"}},
 }}
+CONSORTIUM_PROOF = {"type": "object", "required": ["header_bytes", "value", "siblings"], "properties": {
+    "header_bytes": {"type": "string", "pattern": "^([0-9a-f]{2})+$"},
+    "value": {"type": "string", "pattern": "^([0-9a-f]{2})+$"},
+    "siblings": {"type": "array", "items": HEX32}}}
 CONSORTIUM = {"type": "object", "required": ["chain_id", "f", "nodes", "genesis_hash", "quorum"], "properties": {
     "chain_id": {"type": "string"}, "f": {"type": "integer"}, "quorum": {"type": "integer"}, "genesis_hash": HEX32,
     "nodes": {"type": "array", "items": {"type": "object", "required": ["id", "public_key", "role"], "properties": {
@@ -243,6 +247,10 @@ def openapi_document() -> dict[str, Any]:
                                    "responses": {"200": _ok("status", STATUS)}}},
             "/v1/consortium": {"get": {"summary": "Chain id, nodes (ids, roles, keys, addresses), f, genesis hash",
                                        "responses": {"200": _ok("the consortium", CONSORTIUM)}}},
+            "/v1/consortium/proof": {"get": {
+                "summary": "The consortium leaf of the genesis state with its state-tree path: "
+                           "check it against a pinned genesis hash (SHA-256 of header_bytes)",
+                "responses": {"200": _ok("consortium proof", CONSORTIUM_PROOF)}}},
             "/v1/evidence": {"get": {"summary": "Equivocation evidence this node has recorded",
                                      "responses": {"200": _ok("evidence", {"type": "object", "required": ["evidence"], "properties": {
                                          "evidence": {"type": "array", "items": {"type": "object"}}}})}}},

@@ -176,6 +176,15 @@ def test_against_the_real_node_api(browser, real_api_node, chain):
         check(pg, FAKE, ISSUE_DATE, "12.00")
         v = verdict(pg)
         assert v["check"] == "unknown" and v["state"] == "absent", v
+        # the real /v1/consortium/proof: keys proven from a pinned genesis hash, node not trusted
+        _open_trust(pg)
+        pg.check("input[name=trust][value=pin]")
+        pg.fill("#pin", chain.genesis.block().hash.hex())
+        pg.dispatch_event("#pin", "change")
+        check(pg, REIMBURSED, ISSUE_DATE, yuan(chain.totals[REIMBURSED]))
+        v = verdict(pg)
+        assert v["state"] == "verified", v
+        assert v["title"].endswith("you did not have to trust this node (keys from your pinned genesis hash)"), v
     finally:
         context.close()
 

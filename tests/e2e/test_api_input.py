@@ -13,6 +13,7 @@ import msgpack
 import pytest
 
 from chainvoice import codec, crypto
+from chainvoice.chain.proof import verify_consortium_proof
 from chainvoice.client import new_invoice_number, new_nonce
 from chainvoice.ledger import amounts
 from chainvoice.ledger.transaction import MAX_TX_BYTES, sign
@@ -166,3 +167,12 @@ def test_peer_port_refuses_a_client_without_a_consortium_certificate(network):
                 data = tls_sock.recv(100)
                 if not data:
                     raise ConnectionError("closed without an answer")
+
+
+def test_every_node_proves_its_consortium_against_the_genesis_hash(network):
+    """A verifier who pinned only the genesis hash gets the node keys from any node, checked."""
+    pinned = bytes.fromhex(network.client(0).consortium()["genesis_hash"])
+    for i in range(4):
+        proven = verify_consortium_proof(network.client(i).get("/v1/consortium/proof"), pinned)
+        assert proven.node_keys == {n["id"]: bytes.fromhex(n["public_key"])
+                                    for n in network.client(i).consortium()["nodes"]}

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from chainvoice.chain.block import Block, CommitCertificate
-from chainvoice.chain.proof import build_bundle, verify_bundle
+from chainvoice.chain.proof import build_bundle, build_consortium_proof, verify_bundle, verify_consortium_proof
 
 from tests.support.consortium import make_genesis, open_chain
 from tests.support.world import T0
@@ -102,3 +102,37 @@ def test_genesis_height_needs_the_genesis_hash():
     assert not verify_bundle(b, g.consortium).ok
     v = verify_bundle(b, g.consortium, genesis_hash=g.block().hash)
     assert v.ok and not v.exists
+
+
+# -- the consortium, provable against a pinned genesis hash ------------------------------------------
+
+def test_consortium_proof_gives_the_node_keys_from_the_genesis_hash_alone(chain_with_invoices):
+    g, store = chain_with_invoices
+    genesis = store.block(0)
+    proof = json.loads(json.dumps(build_consortium_proof(genesis.header, store.node, store.value)))
+    consortium = verify_consortium_proof(proof, genesis.hash)
+    assert consortium.node_keys == g.consortium.node_keys and consortium.f == g.consortium.f
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda p: p.update(value=p["value"][:-2] + ("00" if p["value"][-2:] != "00" else "01")), "does not fold"),
+    (lambda p: p["siblings"].__setitem__(0, "ff" * 32), "does not fold"),
+    (lambda p: p.update(siblings=p["siblings"][1:]), "does not fold"),
+    (lambda p: p.update(header_bytes=p["header_bytes"][:-2] + "00"), "pinned genesis hash"),
+    (lambda p: p.update(siblings="zz"), "malformed"),
+])
+def test_tampered_consortium_proof_is_refused(chain_with_invoices, tamper, reason):
+    g, store = chain_with_invoices
+    genesis = store.block(0)
+    proof = json.loads(json.dumps(build_consortium_proof(genesis.header, store.node, store.value)))
+    tamper(proof)
+    with pytest.raises(ValueError, match=reason):
+        verify_consortium_proof(proof, genesis.hash)
+
+
+def test_consortium_proof_against_another_genesis_is_refused(chain_with_invoices):
+    g, store = chain_with_invoices
+    genesis = store.block(0)
+    proof = build_consortium_proof(genesis.header, store.node, store.value)
+    with pytest.raises(ValueError, match="pinned genesis hash"):
+        verify_consortium_proof(proof, b"\x01" * 32)

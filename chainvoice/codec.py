@@ -31,31 +31,94 @@ class EncodingError(ValueError):
 
 
 def _canonical(value: Any, depth: int) -> Any:
-    """Return a copy of ``value`` whose maps are key-sorted, checking every type on the way."""
+    """Return a copy of ``value`` whose maps are key-sorted, checking every type on the way.
+
+    Scalars inside maps and lists are handled inline (no call per scalar): this runs for every
+    transaction a node encodes, so the recursion is only per container."""
     if depth > MAX_DEPTH:
         raise EncodingError("value nests too deeply")
     t = type(value)
+    if t is dict:
+        items = []
+        for k, v in value.items():
+            if type(k) is not str:
+                raise EncodingError(f"map key {k!r} is not a string")
+            tv = type(v)
+            if tv is str or tv is bytes or tv is bool or v is None:
+                items.append((k, v))
+            elif tv is int:
+                if v < INT64_MIN or v > INT64_MAX:
+                    raise EncodingError(f"integer {v} is outside the signed 64-bit range")
+                items.append((k, v))
+            else:
+                items.append((k, _canonical(v, depth + 1)))
+        items.sort(key=_first)
+        return dict(items)
+    if t is list or t is tuple:
+        out = []
+        for v in value:
+            tv = type(v)
+            if tv is str or tv is bytes or tv is bool or v is None:
+                out.append(v)
+            elif tv is int:
+                if v < INT64_MIN or v > INT64_MAX:
+                    raise EncodingError(f"integer {v} is outside the signed 64-bit range")
+                out.append(v)
+            else:
+                out.append(_canonical(v, depth + 1))
+        return out
     if t is str or t is bytes or t is bool or value is None:
         return value
     if t is int:
         if value < INT64_MIN or value > INT64_MAX:
             raise EncodingError(f"integer {value} is outside the signed 64-bit range")
         return value
-    if t is dict:
-        items = []
-        for k, v in value.items():
-            if type(k) is not str:
-                raise EncodingError(f"map key {k!r} is not a string")
-            items.append((k, _canonical(v, depth + 1)))
-        items.sort(key=_first)
-        return dict(items)
-    if t is list or t is tuple:
-        return [_canonical(v, depth + 1) for v in value]
     if t is bytearray or t is memoryview:
         return bytes(value)
     if t is float:
         raise EncodingError("floats are not allowed in canonical encoding")
     raise EncodingError(f"type {t.__name__} cannot be encoded canonically")
+
+
+def _is_canonical_value(value: Any, depth: int) -> bool:
+    """True iff a freshly decoded value is already canonical: maps in sorted key order (a decoded
+    dict keeps the wire order), string keys, only canonical scalar types, 64-bit integers. Checks
+    in place, without the copy ``_canonical`` makes; packing such a value gives its canonical
+    encoding."""
+    if depth > MAX_DEPTH:
+        return False
+    t = type(value)
+    if t is dict:
+        prev = None
+        for k, v in value.items():
+            if type(k) is not str or (prev is not None and k <= prev):
+                return False
+            prev = k
+            tv = type(v)
+            if tv is str or tv is bytes or tv is bool or v is None:
+                continue
+            if tv is int:
+                if v < INT64_MIN or v > INT64_MAX:
+                    return False
+            elif not _is_canonical_value(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        for v in value:
+            tv = type(v)
+            if tv is str or tv is bytes or tv is bool or v is None:
+                continue
+            if tv is int:
+                if v < INT64_MIN or v > INT64_MAX:
+                    return False
+            elif not _is_canonical_value(v, depth + 1):
+                return False
+        return True
+    if t is str or t is bytes or t is bool or value is None:
+        return True
+    if t is int:
+        return INT64_MIN <= value <= INT64_MAX
+    return False
 
 
 def _first(pair: tuple[str, Any]) -> str:
@@ -95,11 +158,13 @@ def decode(raw: bytes, *, canonical: bool = True) -> Any:
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise EncodingError(f"not valid MessagePack: {exc.__class__.__name__}") from None
     if canonical:
-        try:
-            again = encode(value)
-        except EncodingError as exc:
-            raise EncodingError(f"not canonical: {exc}") from None
-        if again != bytes(raw):
+        if not _is_canonical_value(value, 0):
+            try:  # say precisely what is wrong
+                encode(value)
+            except EncodingError as exc:
+                raise EncodingError(f"not canonical: {exc}") from None
+            raise EncodingError("not canonical: map keys not in sorted order")
+        if _packb(value) != raw:
             raise EncodingError("not canonical: keys unsorted or integers not minimally encoded")
     return value
 

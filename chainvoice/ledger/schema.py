@@ -127,11 +127,25 @@ KINDS = tuple(BODIES)
 INVOICE_KINDS = frozenset(k for k, spec in BODIES.items() if "number" in spec)
 
 
-def _bad(path: str, message: str) -> MalformedTransaction:
-    return MalformedTransaction(BAD_SCHEMA, f"{path}: {message}")
+# A field's path ("issue.lines[1].price") is built only when a check fails: paths are passed
+# down as nested (parent, step) pairs, which costs far less than formatting a string per field of
+# every transaction.
+Path = Any  # str | tuple[Path, str | int]
 
 
-def _check(value: Any, spec: Field, path: str) -> None:
+def _render(path: Path) -> str:
+    steps: list[str] = []
+    while type(path) is tuple:
+        path, step = path
+        steps.append(f"[{step}]" if type(step) is int else f".{step}")
+    return path + "".join(reversed(steps))
+
+
+def _bad(path: Path, message: str) -> MalformedTransaction:
+    return MalformedTransaction(BAD_SCHEMA, f"{_render(path)}: {message}")
+
+
+def _check(value: Any, spec: Field, path: Path) -> None:
     t = spec.type
     if t == "str":
         if type(value) is not str:
@@ -162,7 +176,7 @@ def _check(value: Any, spec: Field, path: str) -> None:
             raise _bad(path, f"more than {spec.max} items")
         assert spec.items is not None
         for i, item in enumerate(value):
-            _check(item, spec.items, f"{path}[{i}]")
+            _check(item, spec.items, (path, i))
     elif t == "object":
         assert spec.fields is not None
         _check_object(value, spec.fields, path)
@@ -170,7 +184,7 @@ def _check(value: Any, spec: Field, path: str) -> None:
         raise AssertionError(t)
 
 
-def _check_object(value: Any, fields: dict[str, Field], path: str) -> None:
+def _check_object(value: Any, fields: dict[str, Field], path: Path) -> None:
     if type(value) is not dict:
         raise _bad(path, "expected a map")
     for name in value:
@@ -178,7 +192,7 @@ def _check_object(value: Any, fields: dict[str, Field], path: str) -> None:
             raise _bad(path, f"unknown field {name!r}")
     for name, spec in fields.items():
         if name in value:
-            _check(value[name], spec, f"{path}.{name}")
+            _check(value[name], spec, (path, name))
         elif spec.required:
             raise _bad(path, f"missing field {name!r}")
 

@@ -169,12 +169,14 @@ class ChainStore:
             puts[b"n" + node_hash] = node
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
-            puts[b"t" + tx.tx_id] = codec.encode([h, i])
+            # Per-transaction index entries are built in canonical (sorted-key) order and packed
+            # directly: this loop runs for every transaction of every block.
+            puts[b"t" + tx.tx_id] = codec.encode_sorted([h, i])
             number = tx.number
             if number is None:
                 continue
-            entry = codec.encode(
-                {"tx_id": tx.tx_id, "kind": tx.kind, "signer": tx.signer, "status": receipt.status, "code": receipt.code})
+            entry = codec.encode_sorted(
+                {"code": receipt.code, "kind": tx.kind, "signer": tx.signer, "status": receipt.status, "tx_id": tx.tx_id})
             position = hb + i.to_bytes(_I, "big")
             puts[b"h" + number.encode() + position] = entry
             # A rejection that names another invoice (a retried payment pointing at the invoice

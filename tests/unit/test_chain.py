@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from chainvoice import merkle, smt
+from chainvoice import codec, merkle, smt
 from chainvoice.chain.block import Block, CommitCertificate, Vote, sign_commit
 from chainvoice.chain.chain import InvalidBlock
 from chainvoice.chain.genesis import Genesis, GenesisError
@@ -75,6 +75,10 @@ def test_build_check_commit_and_reopen():
     assert store_a.tx_location(t2.tx_id) == (1, 1)
     assert store_a.wallet(key_of("alice").public_key) == ["26440000000000000001", "26440000000000000002"]
     assert [e.kind for e in store_a.history("26440000000000000001")] == ["issue"]
+    # index entries are packed directly on the hot path: they must still be canonical encodings
+    for prefix in (b"t", b"h"):
+        entries = list(kv_a.scan(prefix))
+        assert entries and all(codec.encode(codec.decode(v)) == v for _, v in entries)
     # a replay is left out of the next block
     cand2, skipped2 = a.build([t1], T0 + 1000, "node0")
     assert cand2.block.header.tx_count == 0 and skipped2[0][1] == "already committed"

@@ -347,7 +347,9 @@ def _require_browser():
         pytest.fail(f"{CHROMIUM} is missing: {INSTALL_HINT}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is started, which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="package")
 def browser():
     _require_browser()
     from playwright.sync_api import sync_playwright

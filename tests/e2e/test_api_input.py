@@ -176,3 +176,43 @@ def test_every_node_proves_its_consortium_against_the_genesis_hash(network):
         proven = verify_consortium_proof(network.client(i).get("/v1/consortium/proof"), pinned)
         assert proven.node_keys == {n["id"]: bytes.fromhex(n["public_key"])
                                     for n in network.client(i).consortium()["nodes"]}
+
+
+def _metric(text: str, name: str, default: float | None = None, **labels: str) -> float:
+    """The value of one Prometheus sample in the text exposition format."""
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    if default is not None:  # a labelled series appears with its first sample
+        return default
+    raise AssertionError(f"no sample {want} in /metrics")
+
+
+def test_metrics_follow_the_chain(network, ready):
+    """/metrics (Prometheus) moves with what the node does: height, view, peers, committed
+    transactions by kind and status, refused input, commit latency and block size histograms."""
+    url, chain_id, taxi, tax_id = ready
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            return r.read().decode()
+
+    before = scrape()
+    ok_before = _metric(before, "chainvoice_transactions_committed_total", 0.0, kind="issue", status="ok")
+    status, doc = post(url, sign(taxi, chain_id, "issue", issue_body(tax_id, network.key("bob").public_key),
+                                 new_nonce()).raw)
+    assert status == 200 and doc["receipt"]["status"] == "ok"
+    post(url, b"\x93garbage")  # refused as malformed: counted by code
+    after = scrape()
+    assert _metric(after, "chainvoice_transactions_committed_total", kind="issue", status="ok") == ok_before + 1
+    assert _metric(after, "chainvoice_height") >= doc["height"]
+    assert _metric(after, "chainvoice_view") == network.client(0).status()["view"]
+    assert _metric(after, "chainvoice_peers_connected") == 3
+    assert _metric(after, "chainvoice_mempool_size") >= 0
+    assert sum(float(line.split()[-1]) for line in after.splitlines()
+               if line.startswith("chainvoice_transactions_refused_total{")) >= 1
+    assert _metric(after, "chainvoice_commit_latency_seconds_count") > _metric(before, "chainvoice_commit_latency_seconds_count")
+    assert _metric(after, "chainvoice_block_transactions_count") >= _metric(after, "chainvoice_height")
+    assert "chainvoice_view_changes" in after

@@ -81,11 +81,12 @@ def proc_stats(pid: int) -> tuple[float, int]:
         return 0.0, 0
 
 
-def current_rss(pid: int) -> int:
-    """Resident set size now (bytes), from /proc; 0 if the process is gone."""
+def current_rss(pid: int, field: str = "VmRSS") -> int:
+    """Resident set size now (bytes), from /proc; 0 if the process is gone. ``RssAnon`` is the
+    process's own memory; VmRSS also counts pages of LevelDB's table files that it maps."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -230,7 +231,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def run_load(load: Load, duration: float, rate: float, concurrency: int, batch: int,
-                   pids: dict[str, int], rss: list[tuple[float, dict[str, int]]]) -> float:
+                   pids: dict[str, int], rss: list[tuple[float, dict[str, int]]],
+                   anon: list[tuple[float, dict[str, int]]]) -> float:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=256)) as session:
         start = time.perf_counter()
@@ -259,6 +261,7 @@ async def run_load(load: Load, duration: float, rate: float, concurrency: int, b
                 await asyncio.sleep(0.005)
             if now - last_print >= 5:
                 rss.append((now - start, {k: current_rss(p) for k, p in pids.items()}))
+                anon.append((now - start, {k: current_rss(p, "RssAnon") for k, p in pids.items()}))
                 done = load.stats.accepted + load.stats.rejected
                 lat = load.stats.latencies[-2000:]
                 print(f"  t={now - start:5.1f}s  committed {done:>8,}  ({(done - last_count) / (now - last_print):7.0f} tx/s)"
@@ -325,8 +328,11 @@ def main() -> None:
         gen0 = time.process_time()
         pids = {e.id: localnet.read_pid(e) for e in entries}
         rss_samples: list[tuple[float, dict[str, int]]] = []
-        elapsed = asyncio.run(run_load(load, args.duration, args.rate, args.concurrency, args.batch, pids, rss_samples))
+        anon_samples: list[tuple[float, dict[str, int]]] = []
+        elapsed = asyncio.run(run_load(load, args.duration, args.rate, args.concurrency, args.batch, pids,
+                                       rss_samples, anon_samples))
         rss_samples.append((elapsed, {k: current_rss(p) for k, p in pids.items()}))
+        anon_samples.append((elapsed, {k: current_rss(p, "RssAnon") for k, p in pids.items()}))
         gen_cpu = time.process_time() - gen0
         time.sleep(0.5)
         h1 = clients[0].status()["height"]
@@ -355,6 +361,7 @@ def main() -> None:
         "load_generator_cpu_s": round(gen_cpu, 1),
         "node_peak_rss_mb": {k: round(v[1] / 2**20, 1) for k, v in procs.items()},
         "rss_mb_over_time": [(round(t, 1), {k: round(v / 2**20, 1) for k, v in r.items()}) for t, r in rss_samples],
+        "rss_anon_mb_over_time": [(round(t, 1), {k: round(v / 2**20, 1) for k, v in r.items()}) for t, r in anon_samples],
         "ed25519_verify_per_s": round(vrate), "verify_bound_tx_s": round(bound),
         "fraction_of_bound": round(committed / elapsed / bound, 3),
     }
@@ -369,13 +376,15 @@ def main() -> None:
     print(f"  node CPU seconds     {result['node_cpu_s']}")
     print(f"  node peak RSS MB     {result['node_peak_rss_mb']}")
     print(f"  load generator CPU   {result['load_generator_cpu_s']} s")
-    after_minute = next((r for t, r in rss_samples if t >= 60), None)
-    if after_minute is not None and elapsed >= 120:
-        end = rss_samples[-1][1]
+    for label, samples in (("RSS", rss_samples), ("RssAnon", anon_samples)):
+        after_minute = next((r for t, r in samples if t >= 60), None)
+        if after_minute is None or elapsed < 120:
+            continue
+        end = samples[-1][1]
         growth = {k: round((end[k] - after_minute[k]) / after_minute[k] * 100, 1) for k in end if after_minute.get(k)}
-        result["rss_growth_after_first_minute_pct"] = growth
+        result[f"{label.lower()}_growth_after_first_minute_pct"] = growth
         args.json_out.write_text(json.dumps(result, indent=2))
-        print(f"  RSS growth after 1st minute  {growth} %  (MB at ~60 s "
+        print(f"  {label} growth after 1st minute  {growth} %  (MB at ~60 s "
               f"{ {k: round(v / 2**20) for k, v in after_minute.items()} } -> end { {k: round(v / 2**20) for k, v in end.items()} })")
     print(f"  Ed25519 verify       {vrate:,.0f} /s on one core -> bound {cores} x {vrate:,.0f} / {args.nodes} = {bound:,.0f} tx/s;"
           f" achieved {result['fraction_of_bound'] * 100:.1f} %")

@@ -90,21 +90,17 @@ def _is_canonical_value(value: Any, depth: int) -> bool:
     t = type(value)
     if t is dict:
         prev = None
-        for k, v in value.items():
+        for k in value:
             if type(k) is not str or (prev is not None and k <= prev):
                 return False
             prev = k
-            tv = type(v)
-            if tv is str or tv is bytes or tv is bool or v is None:
-                continue
-            if tv is int:
-                if v < INT64_MIN or v > INT64_MAX:
-                    return False
-            elif not _is_canonical_value(v, depth + 1):
-                return False
-        return True
-    if t is list:
-        for v in value:
+        items: Any = value.values()
+    elif t is list:
+        items = value
+    else:
+        items = None
+    if items is not None:
+        for v in items:  # scalars inline: no call per scalar
             tv = type(v)
             if tv is str or tv is bytes or tv is bool or v is None:
                 continue

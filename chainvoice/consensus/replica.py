@@ -322,6 +322,10 @@ class Replica:
         self._broadcast(pp)
         self._proposals[v] = _Proposal(pp, candidate)
         self._keep_block(block, candidate)
+        # Every block's transactions are remembered as verified where the block is made or
+        # checked (here, ``_candidate``, ``_on_blocks``): gossip that arrives after they left the
+        # mempool then costs a lookup, not a second signature check.
+        self.mempool.remember(candidate.txs)
         self._arm_view_timer(now)
         self._check_prepared(h, v, block.hash, now)
 
@@ -469,7 +473,6 @@ class Replica:
         self.stats["commits"] += 1
         self._tip_cert = cert
         self.mempool.remove(tx.tx_id for tx in record.txs)
-        self.mempool.remember(record.txs)  # their gossip may still be on its way to us
         self._safety.committed(h)
         self._book.prune(h - 2)
         self._votes.prune(below_height=h + 1)

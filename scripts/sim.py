@@ -36,7 +36,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -100,37 +100,24 @@ def install_meter() -> None:
     for name in ("start", "on_message", "on_timer", "submit"):
         setattr(Replica, name, wrap_entry(getattr(Replica, name)))
 
-    real_verify = crypto.verify
+    def metered(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        """``fn`` counting its calls and clock time into m.<kind>_s / m.<kind>_calls, and into
+        m.replica_<kind>_* when called from inside the replica."""
+        def wrapper(*args: Any) -> Any:
+            t = clock()
+            try:
+                return fn(*args)
+            finally:
+                d = clock() - t
+                setattr(m, f"{kind}_s", getattr(m, f"{kind}_s") + d)
+                setattr(m, f"{kind}_calls", getattr(m, f"{kind}_calls") + 1)
+                if m.depth:
+                    setattr(m, f"replica_{kind}_s", getattr(m, f"replica_{kind}_s") + d)
+                    setattr(m, f"replica_{kind}_calls", getattr(m, f"replica_{kind}_calls") + 1)
+        return wrapper
 
-    def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-        t = clock()
-        try:
-            return real_verify(public_key, message, signature)
-        finally:
-            d = clock() - t
-            m.verify_s += d
-            m.verify_calls += 1
-            if m.depth:
-                m.replica_verify_s += d
-                m.replica_verify_calls += 1
-
-    crypto.verify = verify  # every caller looks it up as crypto.verify at call time
-
-    real_sign = crypto.SigningKey.sign
-
-    def sign(self: crypto.SigningKey, message: bytes) -> bytes:
-        t = clock()
-        try:
-            return real_sign(self, message)
-        finally:
-            d = clock() - t
-            m.sign_s += d
-            m.sign_calls += 1
-            if m.depth:
-                m.replica_sign_s += d
-                m.replica_sign_calls += 1
-
-    crypto.SigningKey.sign = sign  # type: ignore[method-assign]
+    crypto.verify = metered(crypto.verify, "verify")  # every caller looks it up at call time
+    crypto.SigningKey.sign = metered(crypto.SigningKey.sign, "sign")  # type: ignore[method-assign]
 
 
 # -- one run -------------------------------------------------------------------------------------

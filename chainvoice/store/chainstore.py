@@ -7,9 +7,9 @@ Layout (one byte prefix per table; heights big-endian so keys sort by height):
     c<height>                   commit certificate
     r<height>                   receipts of the block, with messages and references
     t<tx_id>                    [height, index] of a committed transaction
-    s<state key>                latest state value
+    s<state key>                hash of the latest state value (the value itself is under v)
     n<node hash>                state-tree node
-    v<value hash>               state value by hash (proofs at earlier heights)
+    v<value hash>               state value by hash (the latest, and earlier ones for proofs)
     h<number><height><index>    invoice history entry: every transaction naming it, accepted or not
     w<holder><number>           wallet: invoices a key currently holds
     e<id>                       consensus evidence (conflicting signed messages)
@@ -35,6 +35,9 @@ from .kv import KeyValue
 _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
+_FORMAT = b"mformat"
+# The layout above. 2: ``s`` holds the value's hash, not the value (format 1 stored it twice).
+FORMAT = b"2"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -60,27 +63,37 @@ class HistoryEntry:
 
 
 class _ReadCache:
-    """A bounded map in front of the key-value store. Cleared when full instead of tracking
-    recency: a dict lookup is the whole cost of a hit, and the hot entries (upper tree levels,
-    recently written state) come straight back. Only committed data goes in, so it is never stale."""
+    """A bounded map in front of the key-value store, in two generations: when the current one is
+    full it becomes the old one (the previous old one is dropped) and a hit in the old one moves
+    the entry forward. So whatever was used since the last turnover survives it (the upper tree
+    levels, invoices being worked on), at a dict lookup per hit and no recency bookkeeping. Only
+    committed data goes in, so it is never stale."""
 
-    __slots__ = ("data", "limit")
+    __slots__ = ("data", "old", "limit")
 
     def __init__(self, limit: int) -> None:
         self.data: dict[bytes, bytes] = {}
+        self.old: dict[bytes, bytes] = {}
         self.limit = limit
 
     def put(self, key: bytes, value: bytes) -> None:
         if len(self.data) >= self.limit:
-            self.data.clear()
+            self.old = self.data
+            self.data = {}
         self.data[key] = value
 
+    def get(self, key: bytes) -> bytes | None:
+        """The cached value, or None; an old-generation hit is moved to the current one."""
+        value = self.old.get(key)
+        if value is not None:
+            self.put(key, value)
+        return value
 
-# Tree nodes kept in memory (~200 B each with dict overhead: 64 MB): the upper levels, touched by
-# every block, always stay.
-NODE_CACHE_ENTRIES = 300_000
-# Latest state values kept in memory (invoices and members being worked on).
-STATE_CACHE_ENTRIES = 100_000
+
+# Tree nodes per cache generation (~200 B each with dict overhead; two generations: up to ~80 MB).
+NODE_CACHE_ENTRIES = 200_000
+# Latest state values per generation (invoices and members being worked on; ~600 B each).
+STATE_CACHE_ENTRIES = 50_000
 
 
 class ChainStore:
@@ -104,6 +117,10 @@ class ChainStore:
             self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
         elif stored != genesis_hash:
             raise StoreCorrupt("this store belongs to a different chain (genesis hash differs)")
+        elif self.kv.get(_FORMAT) != FORMAT:
+            found = (self.kv.get(_FORMAT) or b"1").decode(errors="replace")
+            raise StoreCorrupt(f"this store has layout {found}, this node reads layout {FORMAT.decode()}: "
+                               "move it aside and let the node catch up from its peers")
         tip = codec.decode(self.kv.get(_TIP) or b"\xc0")
         if not isinstance(tip, dict):
             raise StoreCorrupt("store has no tip record")
@@ -128,17 +145,26 @@ class ChainStore:
     def state_value(self, key: bytes) -> bytes | None:
         value = self._state.data.get(key)
         if value is None:
-            value = self.kv.get(b"s" + key)
-            if value is not None:
+            value = self._state.get(key)
+            if value is None:
+                value_hash = self.kv.get(b"s" + key)
+                if value_hash is None:
+                    return None
+                value = self.kv.get(b"v" + value_hash)
+                if value is None:
+                    raise StoreCorrupt(f"state value {value_hash.hex()} is missing")
                 self._state.put(key, value)
         return value
 
     def node(self, node_hash: bytes) -> bytes | None:
+        # Inlined cache lookups: the state tree reads a node per level of every path it walks.
         node = self._nodes.data.get(node_hash)
         if node is None:
-            node = self.kv.get(b"n" + node_hash)
-            if node is not None:
-                self._nodes.put(node_hash, node)
+            node = self._nodes.get(node_hash)
+            if node is None:
+                node = self.kv.get(b"n" + node_hash)
+                if node is not None:
+                    self._nodes.put(node_hash, node)
         return node
 
     def has_tx(self, tx_id: bytes) -> bool:
@@ -162,9 +188,11 @@ class ChainStore:
             puts[b"c" + hb] = commit.certificate.encode()
         if genesis_hash is not None:
             puts[_GENESIS] = genesis_hash
+            puts[_FORMAT] = FORMAT
         for key, value in commit.state_writes.items():
-            puts[b"s" + key] = value
-            puts[b"v" + codec.sha256(value)] = value
+            value_hash = codec.sha256(value)
+            puts[b"s" + key] = value_hash
+            puts[b"v" + value_hash] = value
         for node_hash, node in commit.nodes.items():
             puts[b"n" + node_hash] = node
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block

@@ -18,8 +18,12 @@ class LevelDBKeyValue:
     # Most lookups of transaction ids miss (a new transaction is not yet committed); a bloom
     # filter answers those without reading a table block.
     BLOOM_BITS = 10
-    # A bigger memtable means fewer, larger table files while blocks stream in.
-    WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+    # The memtable. State-tree nodes and values have random keys, so every level-0 table overlaps
+    # every table below it and LevelDB's compaction rewrites them level after level; its thread
+    # was the largest growing cost of a node (scripts/bench.py; an in-process 100-block run at
+    # 2,000 transactions a block: 16 MB -> 2,815 MB compacted, 29.4 CPU s; 64 MB -> 1,416 MB,
+    # 26.7 s; 128 MB -> 785 MB, 26.1 s but more memory and slower inserts on the main thread).
+    WRITE_BUFFER_BYTES = 64 * 1024 * 1024
     # Most bytes written are state-tree nodes and hashes: random, incompressible. Snappy would
     # only burn CPU on every flush and compaction (measured: the compactions of a node under
     # 1,000 tx/s rewrite tens of MB per second), so tables are stored uncompressed.

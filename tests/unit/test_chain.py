@@ -82,9 +82,42 @@ def test_build_check_commit_and_reopen():
     # a replay is left out of the next block
     cand2, skipped2 = a.build([t1], T0 + 1000, "node0")
     assert cand2.block.header.tx_count == 0 and skipped2[0][1] == "already committed"
-    # reopening the same store finds the same tip
+    # reopening the same store finds the same tip, and (with cold caches) the same state
     reopened = ChainStore(kv_a)
     assert reopened.open(g) == blk.header
+    assert reopened.state_value(invoice_key("26440000000000000001")) == value
+    assert reopened.state_value(invoice_key("26440000000000000009")) is None
+
+
+def test_state_and_tree_reads_survive_cache_turnover(monkeypatch):
+    """Caches far smaller than the state: every value and node still reads back right, from the
+    cache or from the key-value store, block after block."""
+    import chainvoice.store.chainstore as cs
+
+    monkeypatch.setattr(cs, "NODE_CACHE_ENTRIES", 7)
+    monkeypatch.setattr(cs, "STATE_CACHE_ENTRIES", 3)
+    g = make_genesis()
+    chain, store = open_chain(g)
+    numbers = [f"2644000000000000{i:04d}" for i in range(40)]
+    for i in range(0, 40, 5):
+        cand, skipped = chain.build([issue_tx(n) for n in numbers[i:i + 5]], T0 + i, "node0")
+        assert not skipped
+        store.save_commit(chain.commit(cand, certify(g, cand.block)))
+    root = store.tip.state_root
+    tree = smt.SparseMerkleTree(type("N", (), {"get": staticmethod(store.node), "put_many": None})())
+    for n in reversed(numbers):
+        value = store.state_value(invoice_key(n))
+        assert codec.decode(value)["number"] == n
+        assert tree.get(root, invoice_key(n)) == smt.value_hash(value)
+    assert len(store._state.data) <= 3 and len(store._nodes.data) <= 7
+
+
+def test_store_in_an_older_layout_is_refused():
+    kv = MemoryKeyValue()
+    ChainStore(kv).open(make_genesis())
+    kv.write({}, [b"mformat"])
+    with pytest.raises(StoreCorrupt, match="layout 1"):
+        ChainStore(kv).open(make_genesis())
 
 
 def test_check_refuses_tampered_blocks():

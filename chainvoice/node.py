@@ -35,12 +35,15 @@ from .net.metrics import NodeMetrics
 from .net.peer import PeerTransport, TLSFiles
 from .store.chainstore import ChainStore
 from .store.leveldb import LevelDBKeyValue
+from .threads import HelperThreads
 
 log = logging.getLogger("chainvoice.node")
 
 # Client submissions arriving within this window are handed to the replica (and gossiped) as one
 # batch: one gossip message per few ms instead of one per transaction.
 SUBMIT_COALESCE_S = 0.002
+# How often new helper threads (LevelDB starts its compaction thread on first need) are looked for.
+HELPER_CHECK_S = 2.0
 # Crash-consistency testing: CHAINVOICE_CRASH_POINTS="before-write:0.05,after-write:0.05" makes the
 # node SIGKILL itself with that probability at those points of its commit path. Unset in normal use.
 CRASH_POINTS_ENV = "CHAINVOICE_CRASH_POINTS"
@@ -120,6 +123,8 @@ class Node:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._pending_submit: list[Transaction] = []
         self._submit_handle: asyncio.TimerHandle | None = None
+        self._helpers = HelperThreads()
+        self._helpers_handle: asyncio.TimerHandle | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()
         self.started_at = time.time()
@@ -143,11 +148,18 @@ class Node:
         await self._runner.setup()
         await web.TCPSite(self._runner, self.config.api_host, self.config.api_port, reuse_address=True).start()
         await self.transport.start()
+        self._lower_helpers()
         self._execute(self.replica.start(self.now_ms()))
         log.info("node %s serving %s, peers on %s:%d", self.node_id, self.config.api_url,
                  self.config.peer_host, self.config.peer_port)
 
+    def _lower_helpers(self) -> None:
+        self._helpers.lower()
+        self._helpers_handle = asyncio.get_running_loop().call_later(HELPER_CHECK_S, self._lower_helpers)
+
     async def stop(self) -> None:
+        if self._helpers_handle is not None:
+            self._helpers_handle.cancel()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

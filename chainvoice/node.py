@@ -35,7 +35,7 @@ from .net.metrics import NodeMetrics
 from .net.peer import PeerTransport, TLSFiles
 from .store.chainstore import ChainStore
 from .store.leveldb import LevelDBKeyValue
-from .threads import HelperThreads
+from .runtime import HelperThreads, tune_gc
 
 log = logging.getLogger("chainvoice.node")
 
@@ -171,6 +171,7 @@ class Node:
         self._stopped.set()
 
     async def run_forever(self) -> None:
+        tune_gc()
         await self.start()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()

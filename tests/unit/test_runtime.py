@@ -12,7 +12,7 @@ import pytest
 def test_helper_threads_get_the_lowest_priority_and_the_main_thread_keeps_its_own():
     code = textwrap.dedent("""
         import os, threading
-        from chainvoice.threads import HelperThreads
+        from chainvoice.runtime import HelperThreads
         started, done = threading.Event(), threading.Event()
         tid = []
         def helper():

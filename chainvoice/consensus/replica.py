@@ -145,6 +145,7 @@ class Replica:
         self._applying_blocks = False
         self._status_sent: dict[str, tuple[int, int]] = {}
         self._forwarded_view = -1
+        self._proposed_ms = -(1 << 62)  # when this replica last proposed a block
         self._timers: dict[str, int] = {}
         tip = chain.tip.height
         self._tip_cert: CommitCertificate | None = store.certificate(tip) if tip > 0 else None
@@ -285,7 +286,8 @@ class Replica:
         if len(self.mempool) >= self.config.max_batch:
             at = now
         else:
-            at = max(now, oldest.arrived_ms + self.config.batch_delay_ms)
+            at = max(now, oldest.arrived_ms + self.config.batch_delay_ms,
+                     self._proposed_ms + self.config.min_block_interval_ms)
         if at <= now:
             self._propose(now)
         elif self._timers.get(TIMER_BATCH, at + 1) > at:
@@ -321,6 +323,7 @@ class Replica:
         self._persist(state)
         self._broadcast(pp)
         self._proposals[v] = _Proposal(pp, candidate)
+        self._proposed_ms = now
         self._keep_block(block, candidate)
         # Every block's transactions are remembered as verified where the block is made or
         # checked (here, ``_candidate``, ``_on_blocks``): gossip that arrives after they left the

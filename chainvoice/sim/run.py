@@ -20,7 +20,7 @@ from .workload import Workload
 # Small timeouts so a run covers many view changes in a few simulated seconds; the ratios between
 # them are those of the defaults (batch delay << view timeout << tx wait; cap = 8 x base).
 SIM_CONFIG = ReplicaConfig(
-    max_batch=64, batch_delay_ms=20, view_timeout_ms=300, view_timeout_max_ms=2_400,
+    max_batch=64, batch_delay_ms=20, min_block_interval_ms=8, view_timeout_ms=300, view_timeout_max_ms=2_400,
     tx_wait_timeout_ms=1_500, max_clock_drift_ms=1_000, catchup_batch=8, catchup_retry_ms=300,
     mempool_limit=5_000, gossip_batch=64, status_interval_ms=200,
 )

@@ -93,7 +93,7 @@ class _ReadCache:
 # Tree nodes per cache generation (~200 B each with dict overhead; two generations: up to ~80 MB).
 NODE_CACHE_ENTRIES = 200_000
 # Latest state values per generation (invoices and members being worked on; ~600 B each).
-STATE_CACHE_ENTRIES = 50_000
+STATE_CACHE_ENTRIES = 20_000
 
 
 class ChainStore:

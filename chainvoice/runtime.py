@@ -49,11 +49,11 @@ class HelperThreads:
 
 # Container allocations between young-generation collections (CPython's default is 700), young
 # collections per middle one, middle ones per full one. A node keeps hundreds of thousands of
-# long-lived objects (mempool, verified-transaction cache, read caches' keys); with the defaults a
-# full collection ran every ten seconds or so and took 40-155 ms (measured with gc.callbacks on a
-# node at 1,000 tx/s), finding almost nothing: the event loop stalled for it on every node. Our
-# objects are acyclic and freed by reference counting; a full collection remains for the rare
-# cycle, every few minutes instead.
+# long-lived objects (mempool, verified-transaction cache, read caches' keys); with the defaults
+# full collections ran several times a minute and took 40-155 ms each (gc.callbacks on nodes at
+# 1,000 tx/s), mostly finding nothing: the event loop stalled for them on every node. Almost all
+# of our objects are freed by reference counting; full collections still run for the cycles
+# (futures, exceptions), just far less often.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 

@@ -83,7 +83,8 @@ class _ReadCache:
         self.data[key] = value
 
     def get(self, key: bytes) -> bytes | None:
-        """The cached value, or None; an old-generation hit is moved to the current one."""
+        """The value from the old generation, moved to the current one; or None. (Callers look
+        in ``data`` first, inline: that is the common hit.)"""
         value = self.old.get(key)
         if value is not None:
             self.put(key, value)

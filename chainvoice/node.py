@@ -108,7 +108,7 @@ class Node:
         self.chain = Chain(self.genesis, self.store, tip)
         try:
             replica_config = ReplicaConfig(**config.consensus)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise ConfigError(f"{config.path}: consensus: {exc}") from None
         self.replica = Replica(self.node_id, self.key, self.chain, self.store, replica_config,
                                          self.store.load_safety())

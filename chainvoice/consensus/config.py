@@ -15,14 +15,16 @@ class ReplicaConfig:
     # invoice within about a second ("transaction-is-invoicing"), so batching may add only a
     # small part of that.
     batch_delay_ms: int = 20
-    # ... and no sooner than this after the primary's previous proposal unless a full batch
-    # waits. Under a steady stream a block is otherwise cut the moment the last one commits, so
-    # blocks stay small and their fixed cost (three vote rounds, signatures, synced writes, the
-    # state tree's upper levels) dominates; an idle network still commits one transaction after
-    # ``batch_delay_ms``. Measured at 1,000 tx/s offered (scripts/bench.py --rate 1000, 60 s, 4
-    # nodes on 2 cores): 0 ms -> 26 blocks/s, 22 CPU s per node, p50/p99 52/382 ms; 50 -> 18.7,
-    # 19.7 s, 61/370; 100 -> 9.9 blocks/s, 17.0 s, 100/344 ms.
+    # ... and, after the primary's previous proposal, no sooner than this scaled by that block's
+    # size (full from ``block_interval_full_txs`` transactions on), unless a full batch waits.
+    # Under a steady stream a block was otherwise cut the moment the last one committed, so blocks
+    # stayed small and their fixed cost (three vote rounds, signatures, synced writes, the state
+    # tree's upper levels) dominated; a client sending one transaction after another still sees
+    # only ``batch_delay_ms``. Measured at 1,000 tx/s offered (scripts/bench.py --rate 1000, 60 s,
+    # 4 nodes on 2 cores) with a flat interval: 0 ms -> 26 blocks/s, 22 CPU s per node, p50/p99
+    # 52/382 ms; 50 -> 18.7, 19.7 s, 61/370; 100 -> 9.9 blocks/s, 17.0 s, 100/344 ms.
     min_block_interval_ms: int = 100
+    block_interval_full_txs: int = 64
     # How long a backup waits for commit progress while it has work before suspecting the
     # primary (PBFT §4.4 timer T). Several round trips plus executing a full block.
     view_timeout_ms: int = 2000
@@ -58,3 +60,7 @@ class ReplicaConfig:
     # A STATUS (our height) is sent to the same peer at most this often unless our tip moved:
     # enough to help a lagging peer quickly without answering every stale message.
     status_interval_ms: int = 500
+
+    def __post_init__(self) -> None:
+        if self.block_interval_full_txs < 1:
+            raise ValueError("block_interval_full_txs must be at least 1")

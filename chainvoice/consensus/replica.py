@@ -146,6 +146,7 @@ class Replica:
         self._status_sent: dict[str, tuple[int, int]] = {}
         self._forwarded_view = -1
         self._proposed_ms = -(1 << 62)  # when this replica last proposed a block
+        self._proposed_txs = 0  # and how many transactions it held
         self._timers: dict[str, int] = {}
         tip = chain.tip.height
         self._tip_cert: CommitCertificate | None = store.certificate(tip) if tip > 0 else None
@@ -286,8 +287,11 @@ class Replica:
         if len(self.mempool) >= self.config.max_batch:
             at = now
         else:
-            at = max(now, oldest.arrived_ms + self.config.batch_delay_ms,
-                     self._proposed_ms + self.config.min_block_interval_ms)
+            # The pause after our previous proposal grows with that block's size: a steady
+            # stream gets full-interval blocks, a lone client's next transaction is not held up.
+            c = self.config
+            pause = c.min_block_interval_ms * min(self._proposed_txs, c.block_interval_full_txs) // c.block_interval_full_txs
+            at = max(now, oldest.arrived_ms + c.batch_delay_ms, self._proposed_ms + pause)
         if at <= now:
             self._propose(now)
         elif self._timers.get(TIMER_BATCH, at + 1) > at:
@@ -323,7 +327,7 @@ class Replica:
         self._persist(state)
         self._broadcast(pp)
         self._proposals[v] = _Proposal(pp, candidate)
-        self._proposed_ms = now
+        self._proposed_ms, self._proposed_txs = now, block.header.tx_count
         self._keep_block(block, candidate)
         # Every block's transactions are remembered as verified where the block is made or
         # checked (here, ``_candidate``, ``_on_blocks``): gossip that arrives after they left the

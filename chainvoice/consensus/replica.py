@@ -290,7 +290,8 @@ class Replica:
             # The pause after our previous proposal grows with that block's size: a steady
             # stream gets full-interval blocks, a lone client's next transaction is not held up.
             c = self.config
-            pause = c.min_block_interval_ms * min(self._proposed_txs, c.block_interval_full_txs) // c.block_interval_full_txs
+            full = c.block_interval_full_txs
+            pause = c.min_block_interval_ms * min(self._proposed_txs, full) // full
             at = max(now, oldest.arrived_ms + c.batch_delay_ms, self._proposed_ms + pause)
         if at <= now:
             self._propose(now)

@@ -118,8 +118,8 @@ class ChainStore:
             self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
         elif stored != genesis_hash:
             raise StoreCorrupt("this store belongs to a different chain (genesis hash differs)")
-        elif self.kv.get(_FORMAT) != FORMAT:
-            found = (self.kv.get(_FORMAT) or b"1").decode(errors="replace")
+        elif (found_format := self.kv.get(_FORMAT) or b"1") != FORMAT:
+            found = found_format.decode(errors="replace")
             raise StoreCorrupt(f"this store has layout {found}, this node reads layout {FORMAT.decode()}: "
                                "move it aside and let the node catch up from its peers")
         tip = codec.decode(self.kv.get(_TIP) or b"\xc0")

@@ -20,8 +20,8 @@ class LevelDBKeyValue:
     BLOOM_BITS = 10
     # The memtable. State-tree nodes and values have random keys, so every level-0 table overlaps
     # every table below it and LevelDB's compaction rewrites them level after level; its thread
-    # was the largest growing cost of a node (scripts/bench.py; an in-process 100-block run at
-    # 2,000 transactions a block: 16 MB -> 2,815 MB compacted, 29.4 CPU s; 64 MB -> 1,416 MB,
+    # was the largest growing cost of a node (an in-process 100-block run at 2,000 transactions a
+    # block, an early form of scripts/bench_store.py that also signed in the timed loop: 16 MB -> 2,815 MB compacted, 29.4 CPU s; 64 MB -> 1,416 MB,
     # 26.7 s; 128 MB -> 785 MB, 26.1 s but more memory and slower inserts on the main thread).
     WRITE_BUFFER_BYTES = 64 * 1024 * 1024
     # Most bytes written are state-tree nodes and hashes: random, incompressible. Snappy would

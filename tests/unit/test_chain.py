@@ -103,11 +103,26 @@ def test_state_and_tree_reads_survive_cache_turnover(monkeypatch):
         cand, skipped = chain.build([issue_tx(n) for n in numbers[i:i + 5]], T0 + i, "node0")
         assert not skipped
         store.save_commit(chain.commit(cand, certify(g, cand.block)))
+        # read some back now and then, so old-generation hits move entries forward
+        for n in numbers[:i + 5:3]:
+            assert store.state_value(invoice_key(n)) is not None
+    # every invoice changes hands, one a block, each read just before (so its earlier value sits
+    # in the old generation after the next turnover): the earlier value must never be served
+    # once a later one is committed
+    for i, n in enumerate(numbers):
+        for other in (n, *numbers[i + 1:i + 4]):
+            store.state_value(invoice_key(other))
+        cand, skipped = chain.build([tx("alice", "transfer", {"number": n, "to": key_of("bob").public_key})],
+                                    T0 + 100 + i, "node0")
+        assert not skipped
+        store.save_commit(chain.commit(cand, certify(g, cand.block)))
+        assert codec.decode(store.state_value(invoice_key(n)))["holder"] == key_of("bob").public_key
     root = store.tip.state_root
     tree = smt.SparseMerkleTree(type("N", (), {"get": staticmethod(store.node), "put_many": None})())
     for n in reversed(numbers):
         value = store.state_value(invoice_key(n))
         assert codec.decode(value)["number"] == n
+        assert codec.decode(value)["holder"] == key_of("bob").public_key
         assert tree.get(root, invoice_key(n)) == smt.value_hash(value)
     assert len(store._state.data) <= 3 and len(store._nodes.data) <= 7
 

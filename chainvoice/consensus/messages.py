@@ -19,6 +19,7 @@ verified on their own, so they can be forwarded by anyone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from hashlib import sha256 as _sha256
 from typing import Any, Callable, ClassVar, Union
 
 from .. import codec, crypto
@@ -46,8 +47,11 @@ MAX_NESTING = 2
 
 # Positive signature checks remembered (a pure function of its inputs, so remembering results
 # never changes a decision): duplicates, forwarded copies and, in the simulator, the same
-# broadcast verified by every replica cost one Ed25519 check instead of many.
-VERIFY_CACHE_SIZE = 1 << 16
+# broadcast verified by every replica cost one Ed25519 check instead of many. An entry is keyed
+# by the message's SHA-256, not the message: a gossip batch or a pre-prepare is ~10 KB, and a
+# node at 1,000 tx/s kept ~120 MB more of them after 5 minutes than after 90 s (tracemalloc)
+# when the message itself was the key.
+VERIFY_CACHE_SIZE = 1 << 14
 _verified: dict[tuple[bytes, bytes, bytes], bool] = {}
 # Decoded messages remembered by their bytes, for the same reason (decoding is a pure function
 # and messages are immutable values). Only small messages, so the cache stays a few MB at most.
@@ -436,7 +440,7 @@ def verify(signed: Signed, node_keys: dict[str, bytes]) -> bool:
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    k = (public_key, signature, message)
+    k = (public_key, signature, _sha256(message).digest())
     if k in _verified:
         return True
     if not crypto.verify(public_key, message, signature):

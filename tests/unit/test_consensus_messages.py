@@ -178,3 +178,17 @@ def test_limits_are_enforced_on_decode():
         messages.decode(too_many.encode(), CHAIN)
     with pytest.raises((MessageError, BlockFormatError)):
         messages.decode(codec.encode([SAMPLES["prepare"].payload, b"short", b""]), CHAIN)
+
+
+def test_signature_cache_holds_digests_and_still_checks_the_message():
+    """The verification cache must not keep whole messages alive (a gossip batch is ~10 KB; it
+    grew a node's memory for minutes), and a remembered signature must not vouch for other bytes."""
+    key = KEYS["node1"]
+    message = b"m" * 20_000
+    signature = key.sign(message)
+    messages._verified.clear()
+    assert messages.verify_signature(key.public_key, message, signature)
+    assert messages.verify_signature(key.public_key, message, signature)  # from the cache
+    assert all(len(part) <= 64 for k in messages._verified for part in k)
+    assert not messages.verify_signature(key.public_key, message[:-1] + b"n", signature)
+    assert not messages.verify_signature(KEYS["node2"].public_key, message, signature)

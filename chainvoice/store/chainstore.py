@@ -82,6 +82,14 @@ class _ReadCache:
             self.data = {}
         self.data[key] = value
 
+    def put_many(self, items: dict[bytes, bytes]) -> None:
+        """``put`` for a block's worth at once (a turnover comes a little early rather than
+        splitting the block's entries over two generations)."""
+        if len(self.data) + len(items) > self.limit:
+            self.old = self.data
+            self.data = {}
+        self.data.update(items)
+
     def get(self, key: bytes) -> bytes | None:
         """The value from the old generation, moved to the current one; or None. (Callers look
         in ``data`` first, inline: that is the common hit.)"""
@@ -227,10 +235,8 @@ class ChainStore:
                 deletes.append(key)
         self.kv.write(puts, deletes, sync=True)
         # Only after the write is durable: the caches never hold what the disk does not.
-        for key, value in commit.state_writes.items():
-            self._state.put(key, value)
-        for node_hash, node in commit.nodes.items():
-            self._nodes.put(node_hash, node)
+        self._state.put_many(commit.state_writes)
+        self._nodes.put_many(commit.nodes)
         self._tip = block.header
 
     def save_safety(self, state: bytes) -> None:

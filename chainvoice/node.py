@@ -101,7 +101,9 @@ class Node:
             raise ConfigError(str(exc)) from None
         if self.key.public_key != self.consortium.node_keys[self.node_id]:
             raise ConfigError(f"{config.key} is not the key the genesis file lists for {self.node_id}")
-        self.kv = LevelDBKeyValue(config.data_dir)
+        node_ids = list(self.consortium.node_ids)
+        self.kv = LevelDBKeyValue(config.data_dir, write_buffer_bytes=LevelDBKeyValue.staggered_write_buffer(
+            node_ids.index(self.node_id), len(node_ids)))
         self.store = ChainStore(self.kv)
         tip = self.store.open(self.genesis)
         self.genesis_hash = self.genesis.block().hash

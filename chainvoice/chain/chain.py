@@ -46,6 +46,7 @@ class Candidate:
     receipts: tuple[Receipt, ...]
     state_writes: dict[bytes, bytes]
     nodes: dict[bytes, bytes]
+    value_hashes: dict[bytes, bytes] = field(default_factory=dict)  # state key -> SHA-256 of its new value
 
     @property
     def hash(self) -> bytes:
@@ -62,6 +63,9 @@ class BlockCommit:
     receipts: tuple[Receipt, ...]
     state_writes: dict[bytes, bytes]  # state key -> new value
     nodes: dict[bytes, bytes] = field(default_factory=dict)  # new state-tree nodes
+    # SHA-256 of each new value, as the state tree took them (so the store need not hash again);
+    # a key missing here is hashed by the store.
+    value_hashes: dict[bytes, bytes] = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -175,7 +179,7 @@ class Chain:
         assert candidate.block.header.prev_hash == self.tip.hash, "commit must extend the tip"
         self.tip = candidate.block.header
         return BlockCommit(candidate.block, certificate, candidate.txs, candidate.receipts,
-                           candidate.state_writes, candidate.nodes)
+                           candidate.state_writes, candidate.nodes, candidate.value_hashes)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -184,14 +188,15 @@ class Chain:
         overlay = smt.OverlayNodeStore(_StoreNodes(self.store))
         tree = smt.SparseMerkleTree(overlay)
         writes = result.writes
-        state_root, nodes = tree.update(self.tip.state_root, {k: _sha256(v) for k, v in writes.items()})
+        value_hashes = {k: _sha256(v) for k, v in writes.items()}
+        state_root, nodes = tree.update(self.tip.state_root, value_hashes)
         header = Header(
             chain_id=self.chain_id, height=ctx.height, prev_hash=self.tip.hash, timestamp_ms=ctx.timestamp_ms,
             proposer=proposer, tx_count=len(raws), tx_root=merkle.root(raws),
             receipts_root=merkle.root([r.leaf() for r in result.receipts]), state_root=state_root,
         )
         block = given if given is not None and given.header == header else Block(header, tuple(raws))
-        return Candidate(block, tuple(result.txs), tuple(result.receipts), writes, nodes)
+        return Candidate(block, tuple(result.txs), tuple(result.receipts), writes, nodes, value_hashes)
 
 
 def decode_batch(raws: Iterable[bytes], chain_id: str) -> tuple[list[Transaction], list[tuple[bytes, MalformedTransaction]]]:

@@ -198,8 +198,9 @@ class ChainStore:
         if genesis_hash is not None:
             puts[_GENESIS] = genesis_hash
             puts[_FORMAT] = FORMAT
+        hashes = commit.value_hashes
         for key, value in commit.state_writes.items():
-            value_hash = codec.sha256(value)
+            value_hash = hashes.get(key) or codec.sha256(value)
             puts[b"s" + key] = value_hash
             puts[b"v" + value_hash] = value
         for node_hash, node in commit.nodes.items():

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -282,6 +283,10 @@ def block_figures(client: NodeClient, h0: int, h1: int) -> tuple[int, int]:
     return blocks, txs
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=60)
@@ -295,6 +300,7 @@ def main() -> None:
     ap.add_argument("--json-out", type=Path, default=ROOT / "bench-net" / "result.json")
     ap.add_argument("--keep", action="store_true", help="leave the network running afterwards")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the network too, like Ctrl-C
 
     directory = args.dir.resolve()
     if (directory / "network.json").exists():
@@ -428,4 +434,8 @@ def preload(workload: Workload, clients: list[NodeClient], n: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\n  interrupted: the network is stopped (unless --keep)", file=sys.stderr)
+        sys.exit(130)

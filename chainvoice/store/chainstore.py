@@ -7,9 +7,12 @@ Layout (one byte prefix per table; heights big-endian so keys sort by height):
     c<height>                   commit certificate
     r<height>                   receipts of the block, with messages and references
     t<tx_id>                    [height, index] of a committed transaction
-    s<state key>                hash of the latest state value (the value itself is under v)
+    s<state key>                <height><hash> of the latest state value (the value is under v)
     n<node hash>                state-tree node
-    v<value hash>               state value by hash (the latest, and earlier ones for proofs)
+    v<height><value hash>       state value written at that height (the latest, and earlier ones
+                                for proofs); keyed by height so new values are appended in key
+                                order and LevelDB's compactions move them instead of rewriting
+    x<value hash>               the height of v holding that value (proofs look values up by hash)
     h<number><height><index>    invoice history entry: every transaction naming it, accepted or not
     w<holder><number>           wallet: invoices a key currently holds
     e<id>                       consensus evidence (conflicting signed messages)
@@ -36,8 +39,9 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 2: ``s`` holds the value's hash, not the value (format 1 stored it twice).
-FORMAT = b"2"
+# The layout above. 3: values are keyed by height (format 2 keyed them by hash alone, random keys
+# that every compaction rewrote); 2: ``s`` holds the value's hash (format 1 stored the value twice).
+FORMAT = b"3"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -156,12 +160,12 @@ class ChainStore:
         if value is None:
             value = self._state.get(key)
             if value is None:
-                value_hash = self.kv.get(b"s" + key)
-                if value_hash is None:
+                where = self.kv.get(b"s" + key)  # <height><value hash>
+                if where is None:
                     return None
-                value = self.kv.get(b"v" + value_hash)
+                value = self.kv.get(b"v" + where)
                 if value is None:
-                    raise StoreCorrupt(f"state value {value_hash.hex()} is missing")
+                    raise StoreCorrupt(f"state value {where[_H:].hex()} is missing")
                 self._state.put(key, value)
         return value
 
@@ -201,8 +205,10 @@ class ChainStore:
         hashes = commit.value_hashes
         for key, value in commit.state_writes.items():
             value_hash = hashes.get(key) or codec.sha256(value)
-            puts[b"s" + key] = value_hash
-            puts[b"v" + value_hash] = value
+            where = hb + value_hash
+            puts[b"s" + key] = where
+            puts[b"v" + where] = value
+            puts[b"x" + value_hash] = hb
         for node_hash, node in commit.nodes.items():
             puts[b"n" + node_hash] = node
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block
@@ -278,7 +284,9 @@ class ChainStore:
         return height, index
 
     def value(self, value_hash: bytes) -> bytes | None:
-        return self.kv.get(b"v" + value_hash)
+        """A state value by its hash (any height that wrote it: the bytes are the same)."""
+        height = self.kv.get(b"x" + value_hash)
+        return None if height is None else self.kv.get(b"v" + height + value_hash)
 
     def history(self, number: str) -> list[HistoryEntry]:
         prefix = b"h" + number.encode()

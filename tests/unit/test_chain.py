@@ -133,6 +133,35 @@ def test_store_in_an_older_layout_is_refused():
     kv.write({}, [b"mformat"])
     with pytest.raises(StoreCorrupt, match="layout 1"):
         ChainStore(kv).open(make_genesis())
+    kv.write({b"mformat": b"2"})
+    with pytest.raises(StoreCorrupt, match="layout 2"):
+        ChainStore(kv).open(make_genesis())
+
+
+def test_state_values_are_appended_by_height_and_found_by_hash():
+    """Each block's state values sort after every earlier block's (so LevelDB appends them rather
+    than rewriting its levels), and every version stays readable by its hash, for proofs at the
+    height that wrote it."""
+    g = make_genesis()
+    kv = MemoryKeyValue()
+    chain, store = open_chain(g, kv)
+    number = "26440000000000000077"
+    versions = []
+    for i, t in enumerate([issue_tx(number), tx("alice", "transfer", {"number": number, "to": key_of("bob").public_key}),
+                           tx("bob", "transfer", {"number": number, "to": key_of("alice").public_key})]):
+        cand, skipped = chain.build([t], T0 + i, "node0")
+        assert not skipped
+        store.save_commit(chain.commit(cand, certify(g, cand.block)))
+        versions.append(store.state_value(invoice_key(number)))
+        value_keys = [k for k, _ in kv.scan(b"v")]
+        assert max(value_keys)[1:9] == store.tip.height.to_bytes(8, "big")
+    assert len(set(versions)) == 3
+    reopened = ChainStore(kv)  # cold caches: everything from the key-value store
+    reopened.open(g)
+    assert reopened.state_value(invoice_key(number)) == versions[-1]
+    for v in versions:
+        assert reopened.value(smt.value_hash(v)) == v
+    assert reopened.value(b"\x01" * 32) is None
 
 
 def test_check_refuses_tampered_blocks():

@@ -28,8 +28,8 @@ class LevelDBKeyValue:
     # and their synced writes stall together (measured: all four nodes of a local network, 30-120 ms
     # per synced write for about a second at each flush, at 1,000 tx/s); a quorum then waits for
     # the slowest. ``staggered_write_buffer`` gives the replicas of a consortium memtables spread
-    # geometrically over [STAGGER_LOW, STAGGER_HIGH): no two sizes are small multiples of each
-    # other, so flushes fall at different moments and the others carry on while one node flushes.
+    # geometrically over [STAGGER_LOW, STAGGER_HIGH) (evenly spaced sizes such as 48 and 64 MB
+    # meet every 192 MB), so flushes fall at different moments and the others carry on meanwhile.
     STAGGER_LOW = 48 * 1024 * 1024
     STAGGER_HIGH = 80 * 1024 * 1024
     # Most bytes written are state-tree nodes and hashes: random, incompressible. Snappy would

@@ -50,7 +50,9 @@ def node() -> None:
 def run(config: Path, log_level: str) -> None:
     """Run the node described by CONFIG (its node.json) until SIGTERM or Ctrl-C."""
     from ..node import Node
+    from ..runtime import tune_allocator
 
+    tune_allocator()  # before the store opens: its buffers come from the allocator as tuned
     cfg = NodeConfig.load(config)
     handler = logging.StreamHandler(sys.stdout)
     formatter = _JsonFormatter(cfg.node_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from .. import codec
@@ -38,26 +39,38 @@ _sha256 = hashlib.sha256
 
 
 # -- state-tree keys --------------------------------------------------------------------------
+# Each is a SHA-256 of a short string, asked for several times per transaction (load, then store;
+# the signer's member record for every transaction). They are pure, so the recent ones are kept:
+# members, taxpayer ids and quota months are few, and an invoice is usually touched again soon
+# after it is issued.
 
+_KEYS_KEPT = 1 << 14
+
+
+@lru_cache(maxsize=_KEYS_KEPT)
 def invoice_key(number: str) -> bytes:
     """SPEC §5: SHA256(b"invoice/" + number)."""
     return _sha256(b"invoice/" + number.encode()).digest()
 
 
+@lru_cache(maxsize=_KEYS_KEPT)
 def member_key(public_key: bytes) -> bytes:
     return _sha256(b"member/" + public_key).digest()
 
 
+@lru_cache(maxsize=_KEYS_KEPT)
 def tax_id_key(role: str, tax_id: str) -> bytes:
     """Which member holds a taxpayer id in a role (merchant ids and enterprise ids are unique)."""
     return _sha256(b"taxid/" + role.encode() + b"/" + tax_id.encode()).digest()
 
 
+@lru_cache(maxsize=_KEYS_KEPT)
 def payment_ref_key(seller_tax_id: str, payment_ref: str) -> bytes:
     # Taxpayer ids never contain "/", so the pair is unambiguous.
     return _sha256(b"payref/" + seller_tax_id.encode() + b"/" + payment_ref.encode()).digest()
 
 
+@lru_cache(maxsize=_KEYS_KEPT)
 def quota_key(seller_tax_id: str, month: str) -> bytes:
     return _sha256(b"quota/" + seller_tax_id.encode() + b"/" + month.encode()).digest()
 

@@ -82,15 +82,18 @@ class _Reader:
 
 
 class _StoreNodes:
-    """Committed tree nodes as a read-only smt.NodeStore."""
+    """Committed tree nodes as an smt.NodeStore for one block's update. The update pass reads only
+    nodes of the tree it starts from, and hands the nodes it creates back to the caller (they
+    become ``Candidate.nodes``, written by the store at commit), so nothing is kept here: reads
+    go straight to the store, with no overlay in between (a node read per level of every path)."""
 
     __slots__ = ("get",)
 
     def __init__(self, store: CommittedStore) -> None:
         self.get = store.node
 
-    def put_many(self, nodes: dict[bytes, bytes]) -> None:  # pragma: no cover - overlays catch writes
-        raise AssertionError("committed nodes are written only by the store, at commit")
+    def put_many(self, nodes: dict[bytes, bytes]) -> None:
+        pass
 
 
 def genesis_commit(genesis: Genesis) -> BlockCommit:
@@ -185,8 +188,7 @@ class Chain:
 
     def _finish(self, result: Execution, ctx: BlockContext, proposer: str, given: Block | None) -> Candidate:
         raws = [tx.raw for tx in result.txs] if given is None else list(given.txs)
-        overlay = smt.OverlayNodeStore(_StoreNodes(self.store))
-        tree = smt.SparseMerkleTree(overlay)
+        tree = smt.SparseMerkleTree(_StoreNodes(self.store))
         writes = result.writes
         value_hashes = {k: _sha256(v) for k, v in writes.items()}
         state_root, nodes = tree.update(self.tip.state_root, value_hashes)

@@ -125,7 +125,7 @@ class Node:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._pending_submit: list[Transaction] = []
         self._submit_handle: asyncio.TimerHandle | None = None
-        self._helpers = HelperThreads()
+        self._helpers = HelperThreads(keep=(self.kv.writer_thread_id,))
         self._helpers_handle: asyncio.TimerHandle | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()

@@ -24,12 +24,14 @@ HELPER_NICE = 19
 
 
 class HelperThreads:
-    """Finds this process's threads other than the main one and lowers their priority once each."""
+    """Finds this process's threads other than the main one (and those in ``keep``: threads the
+    main one waits on) and lowers their priority once each."""
 
-    def __init__(self, nice: int = HELPER_NICE) -> None:
+    def __init__(self, nice: int = HELPER_NICE, keep: tuple[int, ...] = ()) -> None:
         self.nice = nice
         self.lowered: set[int] = set()
         self._main = threading.main_thread().native_id
+        self._keep = frozenset(keep)
 
     def lower(self) -> int:
         """Lower every helper thread not yet lowered; return how many were lowered now."""
@@ -39,7 +41,7 @@ class HelperThreads:
             return 0  # not Linux: nothing to do
         count = 0
         for tid in tids:
-            if tid == self._main or tid in self.lowered:
+            if tid == self._main or tid in self._keep or tid in self.lowered:
                 continue
             try:
                 os.setpriority(os.PRIO_PROCESS, tid, self.nice)  # on Linux, a thread id is accepted

@@ -31,7 +31,6 @@ def test_helper_threads_get_the_lowest_priority_and_the_main_thread_keeps_its_ow
     assert helper_nice == "19" and main_kept == "True"
 
 
-
 _HEAP_CODE = textwrap.dedent("""
     import ctypes, sys
     from chainvoice.runtime import tune_allocator

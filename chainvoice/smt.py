@@ -17,10 +17,15 @@ Hashing (SPEC §5, exact; an independent verifier checks these byte for byte):
 Because the shape is canonical, the root depends only on the final key -> value_hash set, never on
 insertion order or on how writes were split into blocks.
 
-Storage: nodes are content addressed, ``node_hash -> node bytes`` where a leaf is
-``0x00 || key || value_hash`` and an internal node ``0x01 || left || right`` (65 bytes each, and a
-node's hash is exactly SHA256 of its bytes). Nothing is overwritten or pruned, so every root ever
-produced stays readable and provable.
+Storage: a node's hash is SHA256 of its first 65 bytes, the hash preimage above (a leaf is
+``0x00 || key || value_hash``, an internal node ``0x01 || left || right``). Nodes are stored by
+*version* and hash: each update makes its new nodes at one version (the node stores the block
+height), and an internal node's stored bytes carry its children's versions after the preimage,
+``0x01 || left || right || left_version || right_version`` (8 bytes big-endian each; zero beside
+an EMPTY child). So a walk from a root whose version it knows names every node's full storage key
+without any index, and the nodes of one update are written together under one version (as
+Diem's Jellyfish Merkle tree does) instead of scattered over a hash-ordered key space. Nothing is
+overwritten or pruned, so every root ever produced stays readable and provable.
 
 API::
 
@@ -30,14 +35,15 @@ API::
     value_hash(value) -> bytes                          # SHA256(value)
     state_key(prefix, ident) -> bytes                   # SHA256(prefix + ident), e.g. b"invoice/"
 
-    class NodeStore(Protocol):                          # get(h) -> bytes | None; put_many(mapping)
-    MemoryNodeStore()                                   # a dict
-    OverlayNodeStore(base, pending=None)                # speculative writes; .commit() flushes them
+    version(n) -> bytes                                 # a version as stored: 8 bytes big-endian
+    class NodeStore(Protocol):                          # get(h, version) -> bytes | None
+                                                        # put_many({h: stored bytes}, version)
+    MemoryNodeStore()                                   # a dict by hash (versions not needed)
 
     tree = SparseMerkleTree(store)
-    tree.update(root, {key: value_hash | None}) -> (new_root, new_nodes)
-    tree.get(root, key) -> value_hash | None
-    tree.prove(root, key) -> Proof
+    tree.update(root, {key: value_hash | None}, at=V, root_at=R) -> (new_root, new_nodes)
+    tree.get(root, key, root_at=R) -> value_hash | None
+    tree.prove(root, key, root_at=R) -> Proof
 
     Proof(siblings: tuple[bytes, ...], other_leaf: tuple[key, value_hash] | None)
     Proof.to_json() -> {"siblings": [hex, ...], "other_leaf": {"key": hex, "value_hash": hex} | None}
@@ -71,7 +77,12 @@ EMPTY = b"\x00" * HASH_BYTES
 # tags keep a leaf from ever being read as an internal node and vice versa.
 _LEAF_TAG = b"\x00"
 _NODE_TAG = b"\x01"
-NODE_BYTES = 1 + 2 * HASH_BYTES  # 65: tag + key + value_hash, or tag + left + right
+NODE_BYTES = 1 + 2 * HASH_BYTES  # 65: tag + key + value_hash, or tag + left + right (the preimage)
+VERSION_BYTES = 8
+# An internal node as stored: the preimage, then its children's versions.
+STORED_NODE_BYTES = NODE_BYTES + 2 * VERSION_BYTES  # 81
+# The version beside an EMPTY child (never read).
+_NO_VERSION = b"\x00" * VERSION_BYTES
 
 # A path ends at depth <= 256 (two keys sharing 255 bits split at depth 255 into leaves at 256),
 # so an honest proof never has more siblings than this; a longer one is rejected unread.
@@ -124,55 +135,35 @@ def state_key(prefix: bytes, ident: bytes) -> bytes:
 
 
 class NodeStore(Protocol):
-    """Content-addressed node storage: ``node_hash -> node bytes``. Writes are never overwrites
-    (same hash, same bytes), so any order and any repetition of ``put_many`` is harmless."""
+    """Tree nodes by (version, hash). ``get(h, at)`` is the node with hash ``h`` stored at version
+    ``at`` (8 bytes); ``put_many(nodes, at)`` stores ``{hash: stored bytes}`` at version ``at``.
+    A hash always names the same preimage, so any order and repetition of writes is harmless."""
 
-    def get(self, node_hash: bytes) -> bytes | None: ...
+    def get(self, node_hash: bytes, at: bytes) -> bytes | None: ...
 
-    def put_many(self, nodes: Mapping[bytes, bytes]) -> None: ...
+    def put_many(self, nodes: Mapping[bytes, bytes], at: bytes) -> None: ...
+
+
+def version(n: int) -> bytes:
+    """A version as nodes store it: 8 bytes big-endian (the block height that wrote the node)."""
+    return n.to_bytes(VERSION_BYTES, "big")
 
 
 class MemoryNodeStore:
-    """A NodeStore in a dict (tests, simulation, benchmarks)."""
+    """A NodeStore in a dict by hash (tests, simulation, benchmarks): a hash alone finds a node,
+    so versions are not needed to read; any stored copy's child versions are valid."""
 
     def __init__(self) -> None:
         self.nodes: dict[bytes, bytes] = {}
-        # Bound method: the store is read once per level of every path walked.
-        self.get = self.nodes.get
 
-    def put_many(self, nodes: Mapping[bytes, bytes]) -> None:
+    def get(self, node_hash: bytes, at: bytes = b"") -> bytes | None:
+        return self.nodes.get(node_hash)
+
+    def put_many(self, nodes: Mapping[bytes, bytes], at: bytes = b"") -> None:
         self.nodes.update(nodes)
 
     def __len__(self) -> int:
         return len(self.nodes)
-
-
-class OverlayNodeStore:
-    """Reads ``pending`` first, then ``base``; writes go to ``pending`` only.
-
-    Used to execute a block speculatively: its nodes stay out of the base store until ``commit``
-    (or until the owner writes ``pending`` out in its own atomic batch), and are simply dropped if
-    the block is abandoned.
-    """
-
-    def __init__(self, base: NodeStore, pending: dict[bytes, bytes] | None = None) -> None:
-        self.base = base
-        self.pending: dict[bytes, bytes] = {} if pending is None else pending
-
-    def get(self, node_hash: bytes) -> bytes | None:
-        node = self.pending.get(node_hash)
-        if node is None:
-            node = self.base.get(node_hash)
-        return node
-
-    def put_many(self, nodes: Mapping[bytes, bytes]) -> None:
-        self.pending.update(nodes)
-
-    def commit(self) -> None:
-        """Write the pending nodes to the base store and forget them."""
-        if self.pending:
-            self.base.put_many(self.pending)
-        self.pending.clear()
 
 
 # --- proofs --------------------------------------------------------------------------------------
@@ -300,24 +291,29 @@ def _folds_to(root: bytes, key: bytes, h: bytes, siblings: Sequence[bytes]) -> b
 
 class SparseMerkleTree:
     """Reads and batch-updates state trees kept in ``store``. Holds no root itself: every call
-    names the root it works on, so any committed or speculative root can be used."""
+    names the root it works on (and the version that stored it), so any committed or speculative
+    root can be used."""
 
     def __init__(self, store: NodeStore) -> None:
         self.store = store
 
     def update(
-        self, root: bytes, writes: Mapping[bytes, bytes | None]
+        self, root: bytes, writes: Mapping[bytes, bytes | None], *, at: int = 0, root_at: int = 0
     ) -> tuple[bytes, dict[bytes, bytes]]:
-        """Apply ``writes`` (key -> new value_hash, or None to delete) to the tree at ``root``.
+        """Apply ``writes`` (key -> new value_hash, or None to delete) to the tree at ``root``
+        (stored at version ``root_at``), making the nodes of version ``at``.
 
         All writes go in one top-down pass: keys are sorted, partitioned by bit at each depth, and
         each node of the old tree is read at most once. Returns ``(new_root, new_nodes)``, where
-        ``new_nodes`` maps hash -> bytes of every node created; they are also written to the store
-        with one ``put_many``. Deleting an absent key is a no-op.
+        ``new_nodes`` maps hash -> stored bytes of every node stored at version ``at``; they are
+        also written to the store with one ``put_many``. Deleting an absent key changes nothing.
+
+        The new root (unless EMPTY) is always among them, even when it is an older node (no
+        change, or a leaf lifted to the top by deletes): so the root of version ``at`` is always
+        found at ``at``, and the caller needs to know no other version.
         """
         _check_hash(root, "root")
-        if not writes:
-            return root, {}
+        at_bytes = version(at)
         items = sorted(writes.items())
         for k, v in items:
             _check_hash(k, "key")
@@ -325,36 +321,42 @@ class SparseMerkleTree:
                 _check_hash(v, "value hash")
         batch = _Batch(
             self.store.get,
+            at_bytes,
             [int.from_bytes(k, "big") for k, _ in items],
             [k for k, _ in items],
             [v for _, v in items],
         )
-        if len(items) == 1:
-            new_root, _ = batch.apply_one(root, 0, 0)
+        if not items:
+            new_root, new_root_at = root, version(root_at)
+        elif len(items) == 1:
+            new_root, _, new_root_at = batch.apply_one(root, version(root_at), 0, 0)
         else:
-            new_root, _ = batch.apply(root, 0, 0, len(items))
+            new_root, _, new_root_at = batch.apply(root, version(root_at), 0, 0, len(items))
+        if new_root != EMPTY and new_root_at != at_bytes:
+            batch.new_nodes[new_root] = batch.load(new_root, new_root_at)
         if batch.new_nodes:
-            self.store.put_many(batch.new_nodes)
+            self.store.put_many(batch.new_nodes, at_bytes)
         return new_root, batch.new_nodes
 
-    def get(self, root: bytes, key: bytes) -> bytes | None:
-        """The value hash stored under ``key`` at ``root``, or None."""
-        _, leaf = self._walk(root, key, None)
+    def get(self, root: bytes, key: bytes, root_at: int = 0) -> bytes | None:
+        """The value hash stored under ``key`` in the tree ``root`` (stored at version ``root_at``),
+        or None."""
+        _, leaf = self._walk(root, root_at, key, None)
         if leaf is not None and leaf[1:33] == key:
-            return leaf[33:]
+            return leaf[33:65]
         return None
 
-    def prove(self, root: bytes, key: bytes) -> Proof:
+    def prove(self, root: bytes, key: bytes, root_at: int = 0) -> Proof:
         """Inclusion proof if ``key`` is present at ``root``, else absence proof (SPEC §5)."""
         siblings: list[bytes] = []
-        _, leaf = self._walk(root, key, siblings)
+        _, leaf = self._walk(root, root_at, key, siblings)
         other = None
         if leaf is not None and leaf[1:33] != key:
-            other = (leaf[1:33], leaf[33:])
+            other = (leaf[1:33], leaf[33:65])
         return Proof(tuple(siblings), other)
 
     def _walk(
-        self, root: bytes, key: bytes, siblings: list[bytes] | None
+        self, root: bytes, root_at: int, key: bytes, siblings: list[bytes] | None
     ) -> tuple[int, bytes | None]:
         """Follow ``key``'s path from ``root`` to a leaf or EMPTY; return (depth, leaf bytes or
         None), collecting the siblings on the way if asked."""
@@ -363,9 +365,10 @@ class SparseMerkleTree:
         k = int.from_bytes(key, "big")
         get = self.store.get
         h = root
+        at = version(root_at)
         depth = 0
         while h != EMPTY:
-            node = get(h)
+            node = get(h, at)
             if node is None:
                 raise MissingNodeError(h)
             if node[0] == 0:
@@ -374,11 +377,13 @@ class SparseMerkleTree:
             if (k >> (255 - depth)) & 1:
                 if siblings is not None:
                     siblings.append(node[1:33])
-                h = node[33:]
+                h = node[33:65]
+                at = node[73:81]
             else:
                 if siblings is not None:
-                    siblings.append(node[33:])
+                    siblings.append(node[33:65])
                 h = node[1:33]
+                at = node[65:73]
             depth += 1
         return depth, None
 
@@ -398,32 +403,39 @@ class _Batch:
     ``keys`` (ints, ascending), ``key_bytes`` and ``values`` (value hash or None) are parallel
     lists; a subtree's writes are always a contiguous range ``[lo, hi)`` of them, split at each
     depth by bisecting for the first key whose bit at that depth is 1.
+
+    Every subtree is handled as (hash, version): the version its node is stored at, read from its
+    parent's stored bytes on the way down. A result is ``(hash, kind, version)``: an untouched or
+    lifted subtree keeps its old version, a rebuilt one has the batch's ``at``.
     """
 
     def __init__(
         self,
         get: Any,
+        at: bytes,
         keys: list[int],
         key_bytes: list[bytes],
         values: list[bytes | None],
     ) -> None:
         self.get = get
+        self.at = at
         self.keys = keys
         self.key_bytes = key_bytes
         self.values = values
         self.new_nodes: dict[bytes, bytes] = {}
 
-    def load(self, h: bytes) -> bytes:
-        node = self.get(h)
+    def load(self, h: bytes, at: bytes) -> bytes:
+        node = self.get(h, at)
         if node is None:
             raise MissingNodeError(h)
         return node
 
-    def apply(self, h: bytes, depth: int, lo: int, hi: int) -> tuple[bytes, int]:
-        """New (hash, kind) of the subtree ``h`` at ``depth`` after >= 2 writes ``[lo, hi)``."""
+    def apply(self, h: bytes, hv: bytes, depth: int, lo: int, hi: int) -> tuple[bytes, int, bytes]:
+        """New (hash, kind, version) of the subtree ``h`` (version ``hv``) at ``depth`` after
+        >= 2 writes ``[lo, hi)``."""
         if h == EMPTY:
             return self.build_from(depth, lo, hi, None)
-        node = self.get(h)
+        node = self.get(h, hv)
         if node is None:
             raise MissingNodeError(h)
         if node[0] == 0:
@@ -433,73 +445,80 @@ class _Batch:
         # First key in [lo, hi) whose bit `depth` is 1: they share the first `depth` bits.
         mid = bisect_left(keys, ((keys[lo] >> shift) | 1) << shift, lo, hi)
         old_left = left = node[1:33]
-        old_right = right = node[33:]
+        old_right = right = node[33:65]
+        lv = node[65:73]
+        rv = node[73:81]
         lk = rk = _K_UNKNOWN
         depth += 1
         if mid - lo == 1:
-            left, lk = self.apply_one(left, depth, lo)
+            left, lk, lv = self.apply_one(left, lv, depth, lo)
         elif mid > lo:
-            left, lk = self.apply(left, depth, lo, mid)
+            left, lk, lv = self.apply(left, lv, depth, lo, mid)
         if hi - mid == 1:
-            right, rk = self.apply_one(right, depth, mid)
+            right, rk, rv = self.apply_one(right, rv, depth, mid)
         elif mid < hi:
-            right, rk = self.apply(right, depth, mid, hi)
+            right, rk, rv = self.apply(right, rv, depth, mid, hi)
         if left == old_left and right == old_right:
-            return h, _K_NODE  # nothing changed below: no node to rewrite
+            return h, _K_NODE, hv  # nothing changed below: no node to rewrite
         if left == EMPTY or right == EMPTY:
-            return self.join(left, lk, right, rk)
+            return self.join(left, lk, lv, right, rk, rv)
         node = _NODE_TAG + left + right
         h = _sha256(node).digest()
-        self.new_nodes[h] = node
-        return h, _K_NODE
+        self.new_nodes[h] = node + lv + rv
+        return h, _K_NODE, self.at
 
-    def join(self, left: bytes, lk: int, right: bytes, rk: int) -> tuple[bytes, int]:
+    def join(self, left: bytes, lk: int, lv: bytes, right: bytes, rk: int, rv: bytes) -> tuple[bytes, int, bytes]:
         """The canonical parent of two subtrees: a lone leaf beside EMPTY is lifted (SPEC §5)."""
         if left == EMPTY:
             if right == EMPTY:
-                return EMPTY, _K_EMPTY
+                return EMPTY, _K_EMPTY, _NO_VERSION
             if rk == _K_UNKNOWN:
-                rk = _K_LEAF if self.load(right)[0] == 0 else _K_NODE
+                rk = _K_LEAF if self.load(right, rv)[0] == 0 else _K_NODE
             if rk == _K_LEAF:
-                return right, _K_LEAF
+                return right, _K_LEAF, rv
         elif right == EMPTY:
             if lk == _K_UNKNOWN:
-                lk = _K_LEAF if self.load(left)[0] == 0 else _K_NODE
+                lk = _K_LEAF if self.load(left, lv)[0] == 0 else _K_NODE
             if lk == _K_LEAF:
-                return left, _K_LEAF
+                return left, _K_LEAF, lv
         node = _NODE_TAG + left + right
         h = _sha256(node).digest()
-        self.new_nodes[h] = node
-        return h, _K_NODE
+        self.new_nodes[h] = node + lv + rv
+        return h, _K_NODE, self.at
 
-    def apply_one(self, h: bytes, depth: int, i: int) -> tuple[bytes, int]:
-        """One write into subtree ``h``: walk down to a leaf or EMPTY, replace it, fold back up.
+    def apply_one(self, h: bytes, hv: bytes, depth: int, i: int) -> tuple[bytes, int, bytes]:
+        """One write into subtree ``h`` (version ``hv``): walk down to a leaf or EMPTY, replace
+        it, fold back up.
 
         Most writes of a block end up alone in their subtree a few levels down, so this path is
         the hot one; it avoids recursion and bisection.
         """
         k = self.keys[i]
         get = self.get
-        h0 = h
-        # What each internal node on the way down contributes to its rebuilt version: for a step
-        # right (bit 1) its first 33 bytes (tag + left child), so the new node is that + the new
-        # right child; for a step left (bit 0) its right child (32 bytes), the new node being
-        # tag + new left + that. The length tells the two apart on the way back up.
-        path: list[bytes] = []
+        h0, hv0 = h, hv
+        at = self.at
+        # What each internal node on the way down contributes to its rebuilt version, as
+        # (sibling part, sibling version): for a step right (bit 1) its first 33 bytes (tag + left
+        # child), so the new node is that + the new right child; for a step left (bit 0) its right
+        # child (32 bytes), the new node being tag + new left + that. The length of the part tells
+        # the two apart on the way back up.
+        path: list[tuple[bytes, bytes]] = []
         append = path.append
         shift = 255 - depth  # bit `depth` of k is (k >> shift) & 1
         while h != EMPTY:
-            bottom = get(h)
+            bottom = get(h, hv)
             if bottom is None:
                 raise MissingNodeError(h)
             if bottom[0] == 0:
                 break  # a leaf
             if k >> shift & 1:
-                append(bottom[:33])
-                h = bottom[33:]
+                append((bottom[:33], bottom[65:73]))
+                h = bottom[33:65]
+                hv = bottom[73:81]
             else:
-                append(bottom[33:])
+                append((bottom[33:65], bottom[73:81]))
                 h = bottom[1:33]
+                hv = bottom[65:73]
             shift -= 1
         else:
             bottom = None  # an empty slot
@@ -507,9 +526,10 @@ class _Batch:
         kb = self.key_bytes[i]
         vh = self.values[i]
         new_nodes = self.new_nodes
+        cur_v = at
         if bottom is None:
             if vh is None:
-                return h0, (_K_NODE if path else _K_EMPTY)  # deleting an absent key
+                return h0, (_K_NODE if path else _K_EMPTY), hv0  # deleting an absent key
             leaf = _LEAF_TAG + kb + vh
             cur = _sha256(leaf).digest()
             new_nodes[cur] = leaf
@@ -518,20 +538,21 @@ class _Batch:
             if vh is None:
                 cur = EMPTY
                 kind = _K_EMPTY
+                cur_v = _NO_VERSION
             else:
-                if bottom[33:] == vh:
-                    return h0, (_K_NODE if path else _K_LEAF)  # unchanged value
+                if bottom[33:65] == vh:
+                    return h0, (_K_NODE if path else _K_LEAF), hv0  # unchanged value
                 leaf = _LEAF_TAG + kb + vh
                 cur = _sha256(leaf).digest()
                 new_nodes[cur] = leaf
                 kind = _K_LEAF
         else:  # another key's leaf occupies the slot: both go under a new subtree here
             if vh is None:
-                return h0, (_K_NODE if path else _K_LEAF)
+                return h0, (_K_NODE if path else _K_LEAF), hv0
             leaf = _LEAF_TAG + kb + vh
             mine = _sha256(leaf).digest()
             new_nodes[mine] = leaf
-            cur = self.pair(255 - shift, k, mine, int.from_bytes(bottom[1:33], "big"), h)
+            cur = self.pair(255 - shift, k, mine, int.from_bytes(bottom[1:33], "big"), h, hv)
             kind = _K_NODE
 
         # Fold back up to `depth`. While the new subtree is EMPTY or a lone leaf (after a delete,
@@ -539,54 +560,77 @@ class _Batch:
         j = len(path)
         while j and kind != _K_NODE:
             j -= 1
-            part = path[j]
+            part, part_v = path[j]
             s = part[1:] if len(part) == 33 else part
             if s == EMPTY:
                 continue  # EMPTY or a lone leaf beside EMPTY rises a level unchanged
-            if kind == _K_EMPTY and self.load(s)[0] == 0:
-                cur = s  # the sibling leaf is now alone here: lift it
+            if kind == _K_EMPTY and self.load(s, part_v)[0] == 0:
+                cur = s  # the sibling leaf is now alone here: lift it, with its version
+                cur_v = part_v
                 kind = _K_LEAF
                 continue
-            node = part + cur if len(part) == 33 else _NODE_TAG + cur + part
+            if len(part) == 33:
+                node = part + cur
+                stored = node + part_v + cur_v
+            else:
+                node = _NODE_TAG + cur + part
+                stored = node + cur_v + part_v
             cur = _sha256(node).digest()
-            new_nodes[cur] = node
+            new_nodes[cur] = stored
+            cur_v = at
             kind = _K_NODE
         del path[j:]
         sha = _sha256
-        for part in reversed(path):
-            node = part + cur if len(part) == 33 else _NODE_TAG + cur + part
+        for part, part_v in reversed(path):
+            if len(part) == 33:
+                node = part + cur
+                stored = node + part_v + cur_v
+            else:
+                node = _NODE_TAG + cur + part
+                stored = node + cur_v + part_v
             cur = sha(node).digest()
-            new_nodes[cur] = node
-        return cur, kind
+            new_nodes[cur] = stored
+            cur_v = at
+        return cur, kind, cur_v
 
-    def pair(self, depth: int, k1: int, h1: bytes, k2: int, h2: bytes) -> bytes:
-        """The subtree at ``depth`` holding exactly the two leaves ``h1`` (key k1), ``h2`` (k2),
-        which share their first ``depth`` bits: an internal node where they split, and above it
-        one internal node with an EMPTY child per shared bit."""
+    def pair(self, depth: int, k1: int, h1: bytes, k2: int, h2: bytes, v2: bytes) -> bytes:
+        """The subtree at ``depth`` holding exactly the two leaves ``h1`` (key k1, new) and ``h2``
+        (key k2, stored at ``v2``), which share their first ``depth`` bits: an internal node where
+        they split, and above it one internal node with an EMPTY child per shared bit."""
         split = KEY_BITS - (k1 ^ k2).bit_length()  # first bit where they differ
         assert depth <= split < KEY_BITS
+        at = self.at
         if (k1 >> (255 - split)) & 1:
             node = _NODE_TAG + h2 + h1
+            versions = v2 + at
         else:
             node = _NODE_TAG + h1 + h2
-        return self.chain(node, k1, split, depth)
+            versions = at + v2
+        return self.chain(node, versions, k1, split, depth)
 
-    def chain(self, node: bytes, k: int, split: int, depth: int) -> bytes:
-        """Store ``node`` (at depth ``split``) and wrap it in single-child parents up to ``depth``,
-        following the bits of ``k``; return the top hash."""
+    def chain(self, node: bytes, versions: bytes, k: int, split: int, depth: int) -> bytes:
+        """Store ``node`` (at depth ``split``, its children at ``versions``) and wrap it in
+        single-child parents up to ``depth``, following the bits of ``k``; return the top hash."""
         sha = _sha256
         new_nodes = self.new_nodes
         cur = sha(node).digest()
-        new_nodes[cur] = node
+        new_nodes[cur] = node + versions
+        below = _NO_VERSION + self.at
+        above = self.at + _NO_VERSION
         for d in range(split - 1, depth - 1, -1):
-            node = _NODE_TAG + EMPTY + cur if (k >> (255 - d)) & 1 else _NODE_TAG + cur + EMPTY
+            if (k >> (255 - d)) & 1:
+                node = _NODE_TAG + EMPTY + cur
+                versions = below
+            else:
+                node = _NODE_TAG + cur + EMPTY
+                versions = above
             cur = sha(node).digest()
-            new_nodes[cur] = node
+            new_nodes[cur] = node + versions
         return cur
 
     def build_from(
         self, depth: int, lo: int, hi: int, leaf: bytes | None
-    ) -> tuple[bytes, int]:
+    ) -> tuple[bytes, int, bytes]:
         """Subtree at ``depth`` that was EMPTY or the single leaf ``leaf``, after writes [lo, hi)."""
         keys = self.keys[lo:hi]
         key_bytes = self.key_bytes[lo:hi]
@@ -598,7 +642,7 @@ class _Batch:
             if at == len(keys) or keys[at] != k:  # not overwritten by this batch: keep it
                 keys.insert(at, k)
                 key_bytes.insert(at, kb)
-                values.insert(at, leaf[33:])
+                values.insert(at, leaf[33:65])
         if None in values:
             live = [i for i, v in enumerate(values) if v is not None]
             keys = [keys[i] for i in live]
@@ -606,13 +650,13 @@ class _Batch:
             values = [values[i] for i in live]
         n = len(keys)
         if n == 0:
-            return EMPTY, _K_EMPTY
+            return EMPTY, _K_EMPTY, _NO_VERSION
         if n == 1:
             node = _LEAF_TAG + key_bytes[0] + values[0]  # type: ignore[operator]
             h = _sha256(node).digest()
             self.new_nodes[h] = node
-            return h, _K_LEAF
-        return self.build(keys, key_bytes, values, 0, n, depth), _K_NODE  # type: ignore[arg-type]
+            return h, _K_LEAF, self.at
+        return self.build(keys, key_bytes, values, 0, n, depth), _K_NODE, self.at  # type: ignore[arg-type]
 
     def build(
         self,
@@ -623,7 +667,8 @@ class _Batch:
         hi: int,
         depth: int,
     ) -> bytes:
-        """Fresh subtree at ``depth`` of the >= 1 live entries [lo, hi) (all share ``depth`` bits)."""
+        """Fresh subtree at ``depth`` of the >= 1 live entries [lo, hi) (all share ``depth`` bits);
+        every node in it is new (version ``at``)."""
         if hi - lo == 1:
             node = _LEAF_TAG + key_bytes[lo] + values[lo]
             h = _sha256(node).digest()
@@ -635,4 +680,4 @@ class _Batch:
         mid = bisect_left(keys, ((first >> shift) | 1) << shift, lo, hi)
         left = self.build(keys, key_bytes, values, lo, mid, split + 1)
         right = self.build(keys, key_bytes, values, mid, hi, split + 1)
-        return self.chain(_NODE_TAG + left + right, first, split, depth)
+        return self.chain(_NODE_TAG + left + right, self.at + self.at, first, split, depth)

@@ -33,7 +33,7 @@ class CommittedStore(Protocol):
     """Read access to committed data: the only storage the pure core sees."""
 
     def state_value(self, key: bytes) -> bytes | None: ...  # latest value of a state key
-    def node(self, node_hash: bytes) -> bytes | None: ...  # a state-tree node by hash
+    def node(self, node_hash: bytes, at: bytes) -> bytes | None: ...  # a state-tree node by hash and version
     def has_tx(self, tx_id: bytes) -> bool: ...  # is this transaction committed?
 
 
@@ -92,7 +92,7 @@ class _StoreNodes:
     def __init__(self, store: CommittedStore) -> None:
         self.get = store.node
 
-    def put_many(self, nodes: dict[bytes, bytes]) -> None:
+    def put_many(self, nodes: dict[bytes, bytes], at: bytes) -> None:
         pass
 
 
@@ -191,7 +191,9 @@ class Chain:
         tree = smt.SparseMerkleTree(_StoreNodes(self.store))
         writes = result.writes
         value_hashes = {k: _sha256(v) for k, v in writes.items()}
-        state_root, nodes = tree.update(self.tip.state_root, value_hashes)
+        # The tip's root was stored at the tip's height (smt.update stores every root at its own
+        # version); this block's nodes are stored at its height.
+        state_root, nodes = tree.update(self.tip.state_root, value_hashes, at=ctx.height, root_at=self.tip.height)
         header = Header(
             chain_id=self.chain_id, height=ctx.height, prev_hash=self.tip.hash, timestamp_ms=ctx.timestamp_ms,
             proposer=proposer, tx_count=len(raws), tx_root=merkle.root(raws),

@@ -50,15 +50,15 @@ def build_bundle(
     number: str,
     header: Header,
     certificate: CommitCertificate | None,
-    node: Callable[[bytes], bytes | None],
+    node: Callable[[bytes, bytes], bytes | None],
     value_by_hash: Callable[[bytes], bytes | None],
 ) -> dict[str, Any]:
     """A bundle for ``number`` at the block ``header`` (whose ``certificate`` commits it)."""
     key = invoice_key(number)
     tree = smt.SparseMerkleTree(_ReadOnlyNodes(node))
     try:
-        proof = tree.prove(header.state_root, key)
-        value_hash = tree.get(header.state_root, key)
+        proof = tree.prove(header.state_root, key, header.height)
+        value_hash = tree.get(header.state_root, key, header.height)
     except smt.MissingNodeError as exc:
         raise ProofUnavailable(f"state at height {header.height} is not available: {exc}") from None
     value = None
@@ -83,7 +83,7 @@ def build_bundle(
 
 def build_consortium_proof(
     genesis: Header,
-    node: Callable[[bytes], bytes | None],
+    node: Callable[[bytes, bytes], bytes | None],
     value_by_hash: Callable[[bytes], bytes | None],
 ) -> dict[str, Any]:
     """The consortium as committed in the genesis state, provable against the genesis hash alone:
@@ -126,10 +126,10 @@ def verify_consortium_proof(proof: Any, genesis_hash: bytes) -> Consortium:
 class _ReadOnlyNodes:
     __slots__ = ("get",)
 
-    def __init__(self, node: Callable[[bytes], bytes | None]) -> None:
+    def __init__(self, node: Callable[[bytes, bytes], bytes | None]) -> None:
         self.get = node
 
-    def put_many(self, nodes: Any) -> None:  # pragma: no cover - proofs never write
+    def put_many(self, nodes: Any, at: bytes) -> None:  # pragma: no cover - proofs never write
         raise AssertionError("read-only")
 
 

@@ -44,9 +44,9 @@ class PendingCommits:
         v = self._writes.get(key)
         return v if v is not None else self.store.state_value(key)
 
-    def node(self, node_hash: bytes) -> bytes | None:
+    def node(self, node_hash: bytes, at: bytes) -> bytes | None:
         v = self._nodes.get(node_hash)
-        return v if v is not None else self.store.node(node_hash)
+        return v if v is not None else self.store.node(node_hash, at)
 
     def has_tx(self, tx_id: bytes) -> bool:
         return tx_id in self._txs or self.store.has_tx(tx_id)

@@ -8,7 +8,9 @@ Layout (one byte prefix per table; heights big-endian so keys sort by height):
     r<height>                   receipts of the block, with messages and references
     t<tx_id>                    [height, index] of a committed transaction
     s<state key>                <height><hash> of the latest state value (the value is under v)
-    n<node hash>                state-tree node
+    n<version><node hash>       state-tree node, under the height that wrote it (smt's versions:
+                                a parent names its children's, so no index is needed, and each
+                                block's nodes are appended in key order, not scattered by hash)
     v<height><value hash>       state value written at that height (the latest, and earlier ones
                                 for proofs); keyed by height so new values are appended in key
                                 order and LevelDB's compactions move them instead of rewriting
@@ -39,9 +41,9 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 3: values are keyed by height (format 2 keyed them by hash alone, random keys
+# The layout above. 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by height (format 2 keyed them by hash alone, random keys
 # that every compaction rewrote); 2: ``s`` holds the value's hash (format 1 stored the value twice).
-FORMAT = b"3"
+FORMAT = b"4"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -143,7 +145,7 @@ class ChainStore:
         if self.kv.get(b"b" + _height(tip["height"] + 1)) is not None:
             raise StoreCorrupt(f"a block above the tip ({tip['height'] + 1}) exists")
         root = block.header.state_root
-        if root != EMPTY and self.node(root) is None:
+        if root != EMPTY and self.node(root, _height(tip["height"])) is None:
             raise StoreCorrupt("the tip's state root is not in the store")
         self._tip = block.header
         return block.header
@@ -169,13 +171,13 @@ class ChainStore:
                 self._state.put(key, value)
         return value
 
-    def node(self, node_hash: bytes) -> bytes | None:
+    def node(self, node_hash: bytes, at: bytes) -> bytes | None:
         # Inlined cache lookups: the state tree reads a node per level of every path it walks.
         node = self._nodes.data.get(node_hash)
         if node is None:
             node = self._nodes.get(node_hash)
             if node is None:
-                node = self.kv.get(b"n" + node_hash)
+                node = self.kv.get(b"n" + at + node_hash)
                 if node is not None:
                     self._nodes.put(node_hash, node)
         return node
@@ -210,7 +212,7 @@ class ChainStore:
             puts[b"v" + where] = value
             puts[b"x" + value_hash] = hb
         for node_hash, node in commit.nodes.items():
-            puts[b"n" + node_hash] = node
+            puts[b"n" + hb + node_hash] = node
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
             # Per-transaction index entries are built in canonical (sorted-key) order and packed

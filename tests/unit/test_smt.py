@@ -43,15 +43,15 @@ class CountingStore(smt.MemoryNodeStore):
         self.put_calls = 0
         inner = self.nodes.get
 
-        def get(h: bytes) -> bytes | None:
+        def get(h: bytes, at: bytes = b"") -> bytes | None:
             self.reads.append(h)
             return inner(h)
 
         self.get = get
 
-    def put_many(self, nodes) -> None:
+    def put_many(self, nodes, at=b"") -> None:
         self.put_calls += 1
-        super().put_many(nodes)
+        super().put_many(nodes, at)
 
 
 def new_tree() -> smt.SparseMerkleTree:
@@ -113,7 +113,9 @@ def test_shared_3_bit_prefix_gives_three_single_child_levels_then_the_split():
     assert root == d0
     assert set(new_nodes) == {la, lb, split, d2, d1, d0}
     for h, raw in new_nodes.items():
-        assert H(raw) == h and len(raw) == 65
+        # Stored bytes: the 65-byte preimage, then (internal nodes) both children's versions.
+        assert H(raw[:65]) == h and len(raw) == (65 if h in (la, lb) else 81)
+    assert new_nodes[split][65:] == smt.version(0) * 2
     assert tree.prove(root, KA) == smt.Proof((Z, Z, Z, lb), None)
     assert tree.prove(root, KB) == smt.Proof((Z, Z, Z, la), None)
     assert smt.verify_inclusion(root, KA, V1, tree.prove(root, KA))
@@ -211,7 +213,7 @@ def test_update_puts_new_nodes_once_and_they_are_content_addressed():
     tree = smt.SparseMerkleTree(store)
     root, new_nodes = tree.update(Z, {KA: V1, KB: V2, K0: V3})
     assert store.put_calls == 1
-    assert all(store.nodes[h] == raw and H(raw) == h for h, raw in new_nodes.items())
+    assert all(store.nodes[h] == raw and H(raw[:65]) == h for h, raw in new_nodes.items())
     root2, _ = tree.update(root, {K1: V1, KA: V2})
     assert store.put_calls == 2
     assert tree.get(root2, K1) == V1 and tree.get(root2, KA) == V2
@@ -246,22 +248,37 @@ def test_old_roots_stay_readable_and_provable():
     assert smt.verify_absence(r3, KA, tree.prove(r3, KA))
 
 
-def test_overlay_store_keeps_speculative_nodes_out_of_base_until_commit():
-    base = smt.MemoryNodeStore()
-    committed, _ = smt.SparseMerkleTree(base).update(Z, {KA: V1})
-    before = dict(base.nodes)
-    overlay = smt.OverlayNodeStore(base, {})
-    spec_tree = smt.SparseMerkleTree(overlay)
-    speculative, new_nodes = spec_tree.update(committed, {KB: V2})
-    assert base.nodes == before  # nothing persisted
-    assert set(new_nodes) <= set(overlay.pending)
-    assert spec_tree.get(speculative, KB) == V2  # reads through the overlay
-    assert spec_tree.get(speculative, KA) == V1  # ... and the base below it
+class VersionedStore:
+    """Like the node's store: a node is found only under the version that stored it."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[bytes, bytes], bytes] = {}
+
+    def get(self, h: bytes, at: bytes) -> bytes | None:
+        return self.nodes.get((at, h))
+
+    def put_many(self, nodes, at: bytes) -> None:
+        self.nodes.update(((at, h), raw) for h, raw in nodes.items())
+
+
+def test_nodes_are_found_by_the_version_that_wrote_them_and_the_root_is_at_every_version():
+    store = VersionedStore()
+    tree = smt.SparseMerkleTree(store)
+    r1, n1 = tree.update(Z, {KA: V1, K0: V2}, at=1)
+    assert {at for at, _ in store.nodes} == {smt.version(1)}
+    r2, n2 = tree.update(r1, {KB: V3}, at=2, root_at=1)
+    # Only the path to KB is new; the K0 leaf is still read where version 1 put it.
+    assert leaf(K0, V2) not in n2 and (smt.version(1), leaf(K0, V2)) in store.nodes
+    assert tree.get(r2, K0, 2) == V2 and tree.get(r2, KB, 2) == V3 and tree.get(r1, KB, 1) is None
+    # No change: the root is stored again at the new version, so version 3's root is at 3.
+    r3, n3 = tree.update(r2, {}, at=3, root_at=2)
+    assert r3 == r2 and set(n3) == {r2}
+    # Deletes that leave one old leaf on top: that leaf becomes version 4's root, stored at 4.
+    r4, n4 = tree.update(r3, {KA: None, KB: None}, at=4, root_at=3)
+    assert r4 == leaf(K0, V2) and n4[r4] == b"\x00" + K0 + V2
+    assert tree.get(r4, K0, 4) == V2
     with pytest.raises(smt.MissingNodeError):
-        smt.SparseMerkleTree(base).get(speculative, KB)
-    overlay.commit()
-    assert overlay.pending == {}
-    assert smt.SparseMerkleTree(base).get(speculative, KB) == V2
+        tree.get(r2, K0, 1)  # the wrong version does not find the root
 
 
 def test_unknown_root_raises_missing_node():

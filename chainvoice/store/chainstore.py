@@ -41,8 +41,9 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by height (format 2 keyed them by hash alone, random keys
-# that every compaction rewrote); 2: ``s`` holds the value's hash (format 1 stored the value twice).
+# The layout above. 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values
+# are keyed by height (format 2 keyed them by hash alone, random keys that every compaction
+# rewrote); 2: ``s`` holds the value's hash (format 1 stored the value twice).
 FORMAT = b"4"
 
 _H = 8  # bytes of a height in keys

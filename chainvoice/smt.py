@@ -556,30 +556,25 @@ class _Batch:
             kind = _K_NODE
 
         # Fold back up to `depth`. While the new subtree is EMPTY or a lone leaf (after a delete,
-        # or at the bottom) keep the shape canonical; once it is an internal node, just rehash.
+        # or at the bottom) keep the shape canonical; from the first level where it meets a
+        # sibling, every level above is a new internal node: just rehash.
         j = len(path)
         while j and kind != _K_NODE:
-            j -= 1
-            part, part_v = path[j]
+            part, part_v = path[j - 1]
             s = part[1:] if len(part) == 33 else part
             if s == EMPTY:
+                j -= 1
                 continue  # EMPTY or a lone leaf beside EMPTY rises a level unchanged
             if kind == _K_EMPTY and self.load(s, part_v)[0] == 0:
                 cur = s  # the sibling leaf is now alone here: lift it, with its version
                 cur_v = part_v
                 kind = _K_LEAF
+                j -= 1
                 continue
-            if len(part) == 33:
-                node = part + cur
-                stored = node + part_v + cur_v
-            else:
-                node = _NODE_TAG + cur + part
-                stored = node + cur_v + part_v
-            cur = _sha256(node).digest()
-            new_nodes[cur] = stored
-            cur_v = at
-            kind = _K_NODE
+            break  # a sibling to pair with: from here up every level is a new internal node
         del path[j:]
+        if path:
+            kind = _K_NODE
         sha = _sha256
         for part, part_v in reversed(path):
             if len(part) == 33:

@@ -341,15 +341,22 @@ class SparseMerkleTree:
     def get(self, root: bytes, key: bytes, root_at: int = 0) -> bytes | None:
         """The value hash stored under ``key`` in the tree ``root`` (stored at version ``root_at``),
         or None."""
-        _, leaf = self._walk(root, root_at, key, None)
+        found = self.find(root, key, root_at)
+        return None if found is None else found[0]
+
+    def find(self, root: bytes, key: bytes, root_at: int = 0) -> tuple[bytes, bytes] | None:
+        """``(value hash, version)`` of ``key``'s leaf in the tree ``root``, or None. The version
+        is the one that wrote the leaf, i.e. the value (a leaf moved by later writes keeps its
+        version), except for a root copied forward to a later version."""
+        _, leaf, at = self._walk(root, root_at, key, None)
         if leaf is not None and leaf[1:33] == key:
-            return leaf[33:65]
+            return leaf[33:65], at
         return None
 
     def prove(self, root: bytes, key: bytes, root_at: int = 0) -> Proof:
         """Inclusion proof if ``key`` is present at ``root``, else absence proof (SPEC §5)."""
         siblings: list[bytes] = []
-        _, leaf = self._walk(root, root_at, key, siblings)
+        _, leaf, _ = self._walk(root, root_at, key, siblings)
         other = None
         if leaf is not None and leaf[1:33] != key:
             other = (leaf[1:33], leaf[33:65])
@@ -357,9 +364,9 @@ class SparseMerkleTree:
 
     def _walk(
         self, root: bytes, root_at: int, key: bytes, siblings: list[bytes] | None
-    ) -> tuple[int, bytes | None]:
+    ) -> tuple[int, bytes | None, bytes]:
         """Follow ``key``'s path from ``root`` to a leaf or EMPTY; return (depth, leaf bytes or
-        None), collecting the siblings on the way if asked."""
+        None, the leaf's version), collecting the siblings on the way if asked."""
         _check_hash(root, "root")
         _check_hash(key, "key")
         k = int.from_bytes(key, "big")
@@ -372,7 +379,7 @@ class SparseMerkleTree:
             if node is None:
                 raise MissingNodeError(h)
             if node[0] == 0:
-                return depth, node
+                return depth, node, at
             assert depth < KEY_BITS, "internal node below depth 255: corrupt store"
             if (k >> (255 - depth)) & 1:
                 if siblings is not None:
@@ -385,7 +392,7 @@ class SparseMerkleTree:
                 h = node[1:33]
                 at = node[65:73]
             depth += 1
-        return depth, None
+        return depth, None, at
 
 
 def _is_hash(b: Any) -> bool:

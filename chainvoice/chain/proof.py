@@ -51,19 +51,21 @@ def build_bundle(
     header: Header,
     certificate: CommitCertificate | None,
     node: Callable[[bytes, bytes], bytes | None],
-    value_by_hash: Callable[[bytes], bytes | None],
+    value_at: Callable[[bytes, bytes], bytes | None],
 ) -> dict[str, Any]:
-    """A bundle for ``number`` at the block ``header`` (whose ``certificate`` commits it)."""
+    """A bundle for ``number`` at the block ``header`` (whose ``certificate`` commits it).
+    ``node(hash, version)`` reads a tree node, ``value_at(value_hash, version)`` the value its
+    leaf (stored at that version) commits to."""
     key = invoice_key(number)
     tree = smt.SparseMerkleTree(_ReadOnlyNodes(node))
     try:
         proof = tree.prove(header.state_root, key, header.height)
-        value_hash = tree.get(header.state_root, key, header.height)
+        leaf = tree.find(header.state_root, key, header.height)
     except smt.MissingNodeError as exc:
         raise ProofUnavailable(f"state at height {header.height} is not available: {exc}") from None
     value = None
-    if value_hash is not None:
-        value = value_by_hash(value_hash)
+    if leaf is not None:
+        value = value_at(*leaf)
         if value is None:
             raise ProofUnavailable(f"value of invoice {number} at height {header.height} is not available")
     bundle: dict[str, Any] = {
@@ -84,7 +86,7 @@ def build_bundle(
 def build_consortium_proof(
     genesis: Header,
     node: Callable[[bytes, bytes], bytes | None],
-    value_by_hash: Callable[[bytes], bytes | None],
+    value_at: Callable[[bytes, bytes], bytes | None],
 ) -> dict[str, Any]:
     """The consortium as committed in the genesis state, provable against the genesis hash alone:
     ``{header_bytes, value, siblings}``. A verifier who pinned the genesis hash (from the tax
@@ -94,10 +96,10 @@ def build_consortium_proof(
     tree = smt.SparseMerkleTree(_ReadOnlyNodes(node))
     try:
         proof = tree.prove(genesis.state_root, CONSORTIUM_KEY)
-        value_hash = tree.get(genesis.state_root, CONSORTIUM_KEY)
+        leaf = tree.find(genesis.state_root, CONSORTIUM_KEY)
     except smt.MissingNodeError as exc:
         raise ProofUnavailable(f"genesis state is not available: {exc}") from None
-    value = None if value_hash is None else value_by_hash(value_hash)
+    value = None if leaf is None else value_at(*leaf)
     if value is None:
         raise ProofUnavailable("the genesis state holds no consortium")
     return {"header_bytes": genesis.encoded.hex(), "value": value.hex(), "siblings": [x.hex() for x in proof.siblings]}

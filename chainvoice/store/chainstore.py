@@ -13,8 +13,9 @@ Layout (one byte prefix per table; heights big-endian so keys sort by height):
                                 block's nodes are appended in key order, not scattered by hash)
     v<height><value hash>       state value written at that height (the latest, and earlier ones
                                 for proofs); keyed by height so new values are appended in key
-                                order and LevelDB's compactions move them instead of rewriting
-    x<value hash>               the height of v holding that value (proofs look values up by hash)
+                                order and LevelDB's compactions move them instead of rewriting.
+                                A leaf of the tree stored at version V commits to the value under
+                                v<V>, so proofs need no index by hash
     h<number><height><index>    invoice history entry: every transaction naming it, accepted or not
     w<holder><number>           wallet: invoices a key currently holds
     e<id>                       consensus evidence (conflicting signed messages)
@@ -41,10 +42,13 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values
-# are keyed by height (format 2 keyed them by hash alone, random keys that every compaction
-# rewrote); 2: ``s`` holds the value's hash (format 1 stored the value twice).
-FORMAT = b"4"
+# The layout above. 5: no index of values by hash (format 4 wrote ``x<value hash>`` -> height,
+# random keys, for proofs; a format-4 store reads the same without it and is marked 5 on open);
+# 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by
+# height (format 2 keyed them by hash alone, random keys that every compaction rewrote); 2: ``s``
+# holds the value's hash (format 1 stored the value twice).
+FORMAT = b"5"
+_READABLE = (b"4", FORMAT)
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -133,10 +137,13 @@ class ChainStore:
             self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
         elif stored != genesis_hash:
             raise StoreCorrupt("this store belongs to a different chain (genesis hash differs)")
-        elif (found_format := self.kv.get(_FORMAT) or b"1") != FORMAT:
+        elif (found_format := self.kv.get(_FORMAT) or b"1") not in _READABLE:
             found = found_format.decode(errors="replace")
             raise StoreCorrupt(f"this store has layout {found}, this node reads layout {FORMAT.decode()}: "
                                "move it aside and let the node catch up from its peers")
+        elif found_format != FORMAT:
+            # What this node writes from now on, an older node would not read in full.
+            self.kv.write({_FORMAT: FORMAT}, sync=True)
         tip = codec.decode(self.kv.get(_TIP) or b"\xc0")
         if not isinstance(tip, dict):
             raise StoreCorrupt("store has no tip record")
@@ -211,9 +218,16 @@ class ChainStore:
             where = hb + value_hash
             puts[b"s" + key] = where
             puts[b"v" + where] = value
-            puts[b"x" + value_hash] = hb
         for node_hash, node in commit.nodes.items():
             puts[b"n" + hb + node_hash] = node
+        root = commit.nodes.get(block.header.state_root)
+        if root is not None and root[0] == 0 and root[1:33] not in commit.state_writes:
+            # A one-leaf tree's root copied forward to this height (smt.update stores every root
+            # at its own version): its value must be found under this height too.
+            value = self.state_value(root[1:33])
+            if value is None or codec.sha256(value) != root[33:65]:
+                raise StoreCorrupt("the value of the state root's leaf is missing")
+            puts[b"v" + hb + root[33:65]] = value
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
             # Per-transaction index entries are built in canonical (sorted-key) order and packed
@@ -286,10 +300,10 @@ class ChainStore:
         height, index = codec.decode(raw, canonical=False)
         return height, index
 
-    def value(self, value_hash: bytes) -> bytes | None:
-        """A state value by its hash (any height that wrote it: the bytes are the same)."""
-        height = self.kv.get(b"x" + value_hash)
-        return None if height is None else self.kv.get(b"v" + height + value_hash)
+    def value(self, value_hash: bytes, at: bytes) -> bytes | None:
+        """The state value with that hash written at version ``at`` (8 bytes): the one a tree
+        leaf stored at ``at`` commits to (see ``smt.SparseMerkleTree.find``)."""
+        return self.kv.get(b"v" + at + value_hash)
 
     def history(self, number: str) -> list[HistoryEntry]:
         prefix = b"h" + number.encode()

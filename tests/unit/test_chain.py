@@ -6,8 +6,8 @@ import pytest
 
 from chainvoice import codec, merkle, smt
 from chainvoice.chain.block import Block, CommitCertificate, Vote, sign_commit
-from chainvoice.chain.chain import InvalidBlock
-from chainvoice.chain.genesis import Genesis, GenesisError
+from chainvoice.chain.chain import InvalidBlock, genesis_commit
+from chainvoice.chain.genesis import CONSORTIUM_KEY, Genesis, GenesisError
 from chainvoice.ledger import amounts
 from chainvoice.ledger.records import invoice_key
 from chainvoice.ledger.transaction import sign
@@ -138,10 +138,10 @@ def test_store_in_an_older_layout_is_refused():
         ChainStore(kv).open(make_genesis())
 
 
-def test_state_values_are_appended_by_height_and_found_by_hash():
+def test_state_values_are_appended_by_height_and_found_through_the_tree():
     """Each block's state values sort after every earlier block's (so LevelDB appends them rather
-    than rewriting its levels), and every version stays readable by its hash, for proofs at the
-    height that wrote it."""
+    than rewriting its levels), and every version stays readable from the tree of any later
+    height, through the version of its leaf (proofs need no index of values by hash)."""
     g = make_genesis()
     kv = MemoryKeyValue()
     chain, store = open_chain(g, kv)
@@ -159,9 +159,30 @@ def test_state_values_are_appended_by_height_and_found_by_hash():
     reopened = ChainStore(kv)  # cold caches: everything from the key-value store
     reopened.open(g)
     assert reopened.state_value(invoice_key(number)) == versions[-1]
-    for v in versions:
-        assert reopened.value(smt.value_hash(v)) == v
-    assert reopened.value(b"\x01" * 32) is None
+    tree = smt.SparseMerkleTree(type("Nodes", (), {"get": staticmethod(reopened.node)})())
+    tip = reopened.tip.height
+    for height in range(1, tip + 1):
+        root = reopened.block(height).header.state_root
+        value_hash, at = tree.find(root, invoice_key(number), height)
+        assert at == smt.version(height)  # each block rewrote the invoice
+        assert reopened.value(value_hash, at) == versions[height - 1]
+        # A later block's tree still names the leaf of the value it holds.
+        if height < tip:
+            assert reopened.value(value_hash, smt.version(height + 1)) is None
+    # The consortium's leaf has not been rewritten since genesis: found at version 0 from the tip.
+    value_hash, at = tree.find(reopened.block(tip).header.state_root, CONSORTIUM_KEY, tip)
+    assert at == smt.version(0)
+    assert reopened.value(value_hash, at) == genesis_commit(g).state_writes[CONSORTIUM_KEY]
+    assert reopened.value(b"\x01" * 32, smt.version(tip)) is None
+
+
+def test_store_in_layout_4_is_read_and_marked_5():
+    """Layout 4 differs only by an index this node no longer needs."""
+    kv = MemoryKeyValue()
+    ChainStore(kv).open(make_genesis())
+    kv.write({b"mformat": b"4"})
+    ChainStore(kv).open(make_genesis())
+    assert kv.get(b"mformat") == b"5"
 
 
 def test_check_refuses_tampered_blocks():

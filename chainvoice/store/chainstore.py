@@ -3,23 +3,27 @@
 Layout (one byte prefix per table; heights big-endian so keys sort by height):
 
     m<name>                     meta: tip, genesis hash, safety state
-    b<height>                   block (canonical bytes)
-    c<height>                   commit certificate
-    r<height>                   receipts of the block, with messages and references
     t<tx_id>                    [height, index] of a committed transaction
-    s<state key>                <height><hash> of the latest state value (the value is under v)
-    n<version><node hash>       state-tree node, under the height that wrote it (smt's versions:
-                                a parent names its children's, so no index is needed, and each
-                                block's nodes are appended in key order, not scattered by hash)
-    v<height><value hash>       state value written at that height (the latest, and earlier ones
-                                for proofs); keyed by height so new values are appended in key
-                                order and LevelDB's compactions move them instead of rewriting.
-                                A leaf of the tree stored at version V commits to the value under
-                                v<V>, so proofs need no index by hash
+    s<state key>                <height><hash> of the latest state value (under z<height>v)
     h<number><height><index>    invoice history entry: every transaction naming it, accepted or not
     w<holder><number>           wallet: invoices a key currently holds
     e<id>                       consensus evidence (conflicting signed messages)
     a<...>                      audit index for tax supervision (see chainvoice.audit)
+    z<height>b                  block (canonical bytes)
+    z<height>c                  commit certificate
+    z<height>n<node hash>       state-tree node, under the height that wrote it (smt's versions:
+                                a parent names its children's, so no index is needed)
+    z<height>r                  receipts of the block, with messages and references
+    z<height>v<value hash>      state value written at that height (the latest, and earlier ones
+                                for proofs). A leaf of the tree stored at version V commits to the
+                                value under z<V>v, so proofs need no index by hash
+
+Everything a block adds for good is under ``z<height>``: the bulk of the store (tree nodes and
+values) is appended at one point, the end of the key space. LevelDB then moves those tables down
+its levels without rewriting them; only the small indexes under random keys (transactions, state
+keys) are merged level after level. (Separate tables per kind, each appended at its own point,
+were rewritten at every level: the table file that holds the end of one and the start of the
+next overlaps every new table.)
 
 Every block's entries, including the new tip, go in one write batch, so after a crash the store
 is always exactly at a block boundary: the last block either fully committed or not at all.
@@ -42,13 +46,12 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 5: no index of values by hash (format 4 wrote ``x<value hash>`` -> height,
-# random keys, for proofs; a format-4 store reads the same without it and is marked 5 on open);
+# The layout above. 6: what a block adds is keyed height first (format 5 had a table per kind:
+# b, c, r, n<height>, v<height>); 5: no index of values by hash (format 4 wrote ``x<value hash>``);
 # 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by
 # height (format 2 keyed them by hash alone, random keys that every compaction rewrote); 2: ``s``
 # holds the value's hash (format 1 stored the value twice).
-FORMAT = b"5"
-_READABLE = (b"4", FORMAT)
+FORMAT = b"6"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -60,6 +63,18 @@ class StoreCorrupt(RuntimeError):
 
 def _height(h: int) -> bytes:
     return h.to_bytes(_H, "big")
+
+
+def _block_key(h: int) -> bytes:
+    return b"z" + h.to_bytes(_H, "big") + b"b"
+
+
+def _certificate_key(h: int) -> bytes:
+    return b"z" + h.to_bytes(_H, "big") + b"c"
+
+
+def _receipts_key(h: int) -> bytes:
+    return b"z" + h.to_bytes(_H, "big") + b"r"
 
 
 @dataclass(frozen=True)
@@ -137,20 +152,17 @@ class ChainStore:
             self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
         elif stored != genesis_hash:
             raise StoreCorrupt("this store belongs to a different chain (genesis hash differs)")
-        elif (found_format := self.kv.get(_FORMAT) or b"1") not in _READABLE:
+        elif (found_format := self.kv.get(_FORMAT) or b"1") != FORMAT:
             found = found_format.decode(errors="replace")
             raise StoreCorrupt(f"this store has layout {found}, this node reads layout {FORMAT.decode()}: "
                                "move it aside and let the node catch up from its peers")
-        elif found_format != FORMAT:
-            # What this node writes from now on, an older node would not read in full.
-            self.kv.write({_FORMAT: FORMAT}, sync=True)
         tip = codec.decode(self.kv.get(_TIP) or b"\xc0")
         if not isinstance(tip, dict):
             raise StoreCorrupt("store has no tip record")
         block = self.block(tip["height"])
         if block is None or block.hash != tip["hash"]:
             raise StoreCorrupt(f"tip block {tip['height']} is missing or does not match the tip record")
-        if self.kv.get(b"b" + _height(tip["height"] + 1)) is not None:
+        if self.kv.get(_block_key(tip["height"] + 1)) is not None:
             raise StoreCorrupt(f"a block above the tip ({tip['height'] + 1}) exists")
         root = block.header.state_root
         if root != EMPTY and self.node(root, _height(tip["height"])) is None:
@@ -173,7 +185,7 @@ class ChainStore:
                 where = self.kv.get(b"s" + key)  # <height><value hash>
                 if where is None:
                     return None
-                value = self.kv.get(b"v" + where)
+                value = self.kv.get(b"z" + where[:_H] + b"v" + where[_H:])
                 if value is None:
                     raise StoreCorrupt(f"state value {where[_H:].hex()} is missing")
                 self._state.put(key, value)
@@ -185,7 +197,7 @@ class ChainStore:
         if node is None:
             node = self._nodes.get(node_hash)
             if node is None:
-                node = self.kv.get(b"n" + at + node_hash)
+                node = self.kv.get(b"z" + at + b"n" + node_hash)
                 if node is not None:
                     self._nodes.put(node_hash, node)
         return node
@@ -203,23 +215,24 @@ class ChainStore:
             assert h == self._tip.height + 1 and block.header.prev_hash == self._tip.hash, "blocks commit in order"
         hb = _height(h)
         puts: dict[bytes, bytes] = {
-            b"b" + hb: block.encoded,
-            b"r" + hb: codec.encode([r.to_map() for r in commit.receipts]),
+            _block_key(h): block.encoded,
+            _receipts_key(h): codec.encode([r.to_map() for r in commit.receipts]),
             _TIP: codec.encode({"height": h, "hash": block.hash}),
         }
         if commit.certificate is not None:
-            puts[b"c" + hb] = commit.certificate.encode()
+            puts[_certificate_key(h)] = commit.certificate.encode()
         if genesis_hash is not None:
             puts[_GENESIS] = genesis_hash
             puts[_FORMAT] = FORMAT
         hashes = commit.value_hashes
+        values = b"z" + hb + b"v"
         for key, value in commit.state_writes.items():
             value_hash = hashes.get(key) or codec.sha256(value)
-            where = hb + value_hash
-            puts[b"s" + key] = where
-            puts[b"v" + where] = value
+            puts[b"s" + key] = hb + value_hash
+            puts[values + value_hash] = value
+        nodes = b"z" + hb + b"n"
         for node_hash, node in commit.nodes.items():
-            puts[b"n" + hb + node_hash] = node
+            puts[nodes + node_hash] = node
         root = commit.nodes.get(block.header.state_root)
         if root is not None and root[0] == 0 and root[1:33] not in commit.state_writes:
             # A one-leaf tree's root copied forward to this height (smt.update stores every root
@@ -227,7 +240,7 @@ class ChainStore:
             value = self.state_value(root[1:33])
             if value is None or codec.sha256(value) != root[33:65]:
                 raise StoreCorrupt("the value of the state root's leaf is missing")
-            puts[b"v" + hb + root[33:65]] = value
+            puts[values + root[33:65]] = value
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
             # Per-transaction index entries are built in canonical (sorted-key) order and packed
@@ -279,18 +292,18 @@ class ChainStore:
     # -- reading -------------------------------------------------------------------------------
 
     def block(self, height: int) -> Block | None:
-        raw = self.kv.get(b"b" + _height(height))
+        raw = self.kv.get(_block_key(height))
         return None if raw is None else Block.decode(raw)
 
     def block_bytes(self, height: int) -> bytes | None:
-        return self.kv.get(b"b" + _height(height))
+        return self.kv.get(_block_key(height))
 
     def certificate(self, height: int) -> CommitCertificate | None:
-        raw = self.kv.get(b"c" + _height(height))
+        raw = self.kv.get(_certificate_key(height))
         return None if raw is None else CommitCertificate.decode(raw)
 
     def receipts(self, height: int) -> list[Receipt]:
-        raw = self.kv.get(b"r" + _height(height))
+        raw = self.kv.get(_receipts_key(height))
         return [] if raw is None else [Receipt.from_map(m) for m in codec.decode(raw, canonical=False)]
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
@@ -303,7 +316,7 @@ class ChainStore:
     def value(self, value_hash: bytes, at: bytes) -> bytes | None:
         """The state value with that hash written at version ``at`` (8 bytes): the one a tree
         leaf stored at ``at`` commits to (see ``smt.SparseMerkleTree.find``)."""
-        return self.kv.get(b"v" + at + value_hash)
+        return self.kv.get(b"z" + at + b"v" + value_hash)
 
     def history(self, number: str) -> list[HistoryEntry]:
         prefix = b"h" + number.encode()

@@ -34,7 +34,7 @@ from .net.events import EventHub
 from .net.metrics import NodeMetrics
 from .net.peer import PeerTransport, TLSFiles
 from .store.chainstore import ChainStore
-from .store.leveldb import LevelDBKeyValue
+from .store.leveldb import open_node_store
 from .runtime import HelperThreads, tune_gc
 
 log = logging.getLogger("chainvoice.node")
@@ -47,7 +47,7 @@ HELPER_CHECK_S = 2.0
 # Crash-consistency testing: CHAINVOICE_CRASH_POINTS="before-write:0.05,after-write:0.05" makes the
 # node SIGKILL itself with that probability at those points of its commit path. Unset in normal use.
 CRASH_POINTS_ENV = "CHAINVOICE_CRASH_POINTS"
-CRASH_POINTS = ("before-write", "after-write", "after-safety")
+CRASH_POINTS = ("before-write", "between-writes", "after-write", "after-safety")
 
 
 def _crash_points() -> dict[str, float]:
@@ -102,10 +102,10 @@ class Node:
         if self.key.public_key != self.consortium.node_keys[self.node_id]:
             raise ConfigError(f"{config.key} is not the key the genesis file lists for {self.node_id}")
         node_ids = list(self.consortium.node_ids)
-        self.kv = LevelDBKeyValue(config.data_dir, write_buffer_bytes=LevelDBKeyValue.staggered_write_buffer(
-            node_ids.index(self.node_id), len(node_ids)))
-        self.store = ChainStore(self.kv)
+        self.kv, self.blocks_kv = open_node_store(config.data_dir, node_ids.index(self.node_id), len(node_ids))
+        self.store = ChainStore(self.kv, self.blocks_kv)
         tip = self.store.open(self.genesis)
+        self.store.between_writes = lambda: self._maybe_crash("between-writes")
         self.genesis_hash = self.genesis.block().hash
         self.chain = Chain(self.genesis, self.store, tip)
         try:
@@ -125,7 +125,7 @@ class Node:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._pending_submit: list[Transaction] = []
         self._submit_handle: asyncio.TimerHandle | None = None
-        self._helpers = HelperThreads(keep=(self.kv.writer_thread_id,))
+        self._helpers = HelperThreads(keep=(self.kv.writer_thread_id, self.blocks_kv.writer_thread_id))
         self._helpers_handle: asyncio.TimerHandle | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()

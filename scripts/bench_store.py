@@ -14,6 +14,8 @@ Each block holds half new issues and half transfers of the previous block's invo
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import re
 import sys
 import tempfile
@@ -28,7 +30,7 @@ from chainvoice.ledger import amounts  # noqa: E402
 from chainvoice.ledger.transaction import Transaction, sign  # noqa: E402
 from chainvoice.sim.cast import T0, actor_key, make_genesis, node_key, tax_id  # noqa: E402
 from chainvoice.store.chainstore import ChainStore  # noqa: E402
-from chainvoice.store.leveldb import LevelDBKeyValue  # noqa: E402
+from chainvoice.store.leveldb import LevelDBKeyValue, open_node_store  # noqa: E402
 
 
 def main() -> None:
@@ -38,12 +40,13 @@ def main() -> None:
     ap.add_argument("--write-buffer-mb", type=int, default=LevelDBKeyValue.WRITE_BUFFER_BYTES >> 20)
     ap.add_argument("--window", type=int, default=10, help="blocks per printed line")
     ap.add_argument("--dir", default=None, help="store directory (default: a new temporary one)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="profile the main thread over the last N blocks (cProfile) and print where it went")
     args = ap.parse_args()
 
-    LevelDBKeyValue.WRITE_BUFFER_BYTES = args.write_buffer_mb << 20
     genesis = make_genesis(4)
     path = Path(args.dir or tempfile.mkdtemp(prefix="cv-bench-store-"))
-    store = ChainStore(LevelDBKeyValue(path))
+    store = ChainStore(*open_node_store(path, 0, 1, write_buffer_bytes=args.write_buffer_mb << 20))
     chain = Chain(genesis, store, store.open(genesis))
     shop, alice, acme = actor_key("shop"), actor_key("alice"), actor_key("acme")
     nonce = [0]
@@ -75,7 +78,10 @@ def main() -> None:
     print(f"store {path}, memtable {args.write_buffer_mb} MB", flush=True)
     main_total = proc_total = 0.0
     window: list[tuple[float, float, float, int]] = []
+    profiler = cProfile.Profile() if args.profile else None
     for b, txs in enumerate(blocks):
+        if profiler is not None and b == len(blocks) - args.profile:
+            profiler.enable()
         p0, t0 = time.process_time(), time.thread_time()
         candidate, skipped = chain.build(txs, T0 + b * 1000, "node0")
         assert not skipped, skipped[:2]
@@ -94,12 +100,20 @@ def main() -> None:
                   f"  commit {sum(w[1] for w in window) / n * 1e6:6.1f}  process {sum(w[2] for w in window) / n * 1e6:6.1f}"
                   " µs/tx", flush=True)
             window = []
+    if profiler is not None:
+        profiler.disable()
+        print(f"main thread over the last {args.profile} blocks (cProfile, by own time):")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(18)
     store.close()
-    log = (path / "LOG").read_text(errors="replace")
-    compacted = sum(int(x) for x in re.findall(r"=> (\d+) bytes", log)) / 1e6
-    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1e6
-    print(f"CPU: main thread {main_total:.1f} s, process {proc_total:.1f} s (compaction ~{proc_total - main_total:.1f} s);"
-          f" compaction output {compacted:,.0f} MB; store {size:,.0f} MB")
+    compacted, size = {}, {}
+    for db in sorted(d for d in path.iterdir() if (d / "LOG").exists()):
+        log = (db / "LOG").read_text(errors="replace")
+        compacted[db.name] = sum(int(x) for x in re.findall(r"=> (\d+) bytes", log)) / 1e6
+        size[db.name] = sum(f.stat().st_size for f in db.iterdir() if f.is_file()) / 1e6
+    each = ", ".join(f"{name} {compacted[name]:,.0f} MB of {size[name]:,.0f} MB" for name in compacted)
+    print(f"CPU: main thread {main_total:.1f} s, process {proc_total:.1f} s (compaction and the writer threads"
+          f" ~{proc_total - main_total:.1f} s); compaction output {sum(compacted.values()):,.0f} MB;"
+          f" store {sum(size.values()):,.0f} MB ({each})")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ divergent heights (must be 0) and the longest stall. Exit status 1 if any check 
 
     python scripts/chaos.py                       # a few minutes, seed 1
     python scripts/chaos.py --duration 1200 --seed 7
-    python scripts/chaos.py --crash-points before-write:0.02,after-write:0.02
+    python scripts/chaos.py --crash-points before-write:0.02,between-writes:0.02,after-write:0.02
 """
 
 from __future__ import annotations

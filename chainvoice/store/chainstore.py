@@ -25,14 +25,19 @@ keys) are merged level after level. (Separate tables per kind, each appended at 
 were rewritten at every level: the table file that holds the end of one and the start of the
 next overlaps every new table.)
 
-Every block's entries, including the new tip, go in one write batch, so after a crash the store
-is always exactly at a block boundary: the last block either fully committed or not at all.
+The ``z`` entries can live in a key-value store of their own (``blocks``), so that the indexes'
+random keys never share a table file, or a compaction, with them. A block is then written in two
+synced writes: its ``z`` entries first, then the indexes with the new tip. A crash between the
+two leaves entries above the tip, which ``open`` drops: the block commits again.
+
+Every block's index entries, including the new tip, go in one write batch, so after a crash the
+store is always exactly at a block boundary: the last block either fully committed or not at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import audit, codec
 from ..chain.block import Block, CommitCertificate, Header
@@ -55,6 +60,10 @@ FORMAT = b"6"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
+
+
+def _nothing() -> None:
+    pass
 
 
 class StoreCorrupt(RuntimeError):
@@ -134,8 +143,11 @@ STATE_CACHE_ENTRIES = 20_000
 class ChainStore:
     """Implements ``chain.CommittedStore`` and the node's read indexes over a KeyValue."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, blocks: KeyValue | None = None) -> None:
         self.kv = kv
+        self.blocks = kv if blocks is None else blocks  # the z<height> entries (see the layout)
+        # Called between a block's two writes (crash-consistency testing kills the node there).
+        self.between_writes: Callable[[], None] = _nothing
         self._tip: Header | None = None
         self._nodes = _ReadCache(NODE_CACHE_ENTRIES)
         self._state = _ReadCache(STATE_CACHE_ENTRIES)
@@ -149,6 +161,8 @@ class ChainStore:
         if stored is None:
             if self.kv.get(_TIP) is not None:
                 raise StoreCorrupt("store has a tip but no genesis record")
+            if self.blocks.get(_block_key(1)) is not None:
+                raise StoreCorrupt("the blocks database holds a chain but the index is empty")
             self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
         elif stored != genesis_hash:
             raise StoreCorrupt("this store belongs to a different chain (genesis hash differs)")
@@ -162,8 +176,12 @@ class ChainStore:
         block = self.block(tip["height"])
         if block is None or block.hash != tip["hash"]:
             raise StoreCorrupt(f"tip block {tip['height']} is missing or does not match the tip record")
-        if self.kv.get(_block_key(tip["height"] + 1)) is not None:
-            raise StoreCorrupt(f"a block above the tip ({tip['height'] + 1}) exists")
+        above = [key for key, _ in self.blocks.scan(b"z" + _height(tip["height"] + 1))]
+        if above:
+            if self.blocks is self.kv:
+                raise StoreCorrupt(f"a block above the tip ({tip['height'] + 1}) exists")
+            # The node stopped between a block's two writes: its entries without its tip.
+            self.blocks.write({}, above, sync=True)
         root = block.header.state_root
         if root != EMPTY and self.node(root, _height(tip["height"])) is None:
             raise StoreCorrupt("the tip's state root is not in the store")
@@ -185,7 +203,7 @@ class ChainStore:
                 where = self.kv.get(b"s" + key)  # <height><value hash>
                 if where is None:
                     return None
-                value = self.kv.get(b"z" + where[:_H] + b"v" + where[_H:])
+                value = self.blocks.get(b"z" + where[:_H] + b"v" + where[_H:])
                 if value is None:
                     raise StoreCorrupt(f"state value {where[_H:].hex()} is missing")
                 self._state.put(key, value)
@@ -197,7 +215,7 @@ class ChainStore:
         if node is None:
             node = self._nodes.get(node_hash)
             if node is None:
-                node = self.kv.get(b"z" + at + b"n" + node_hash)
+                node = self.blocks.get(b"z" + at + b"n" + node_hash)
                 if node is not None:
                     self._nodes.put(node_hash, node)
         return node
@@ -214,13 +232,13 @@ class ChainStore:
         if self._tip is not None:
             assert h == self._tip.height + 1 and block.header.prev_hash == self._tip.hash, "blocks commit in order"
         hb = _height(h)
-        puts: dict[bytes, bytes] = {
+        added: dict[bytes, bytes] = {  # the z<height> entries
             _block_key(h): block.encoded,
             _receipts_key(h): codec.encode([r.to_map() for r in commit.receipts]),
-            _TIP: codec.encode({"height": h, "hash": block.hash}),
         }
         if commit.certificate is not None:
-            puts[_certificate_key(h)] = commit.certificate.encode()
+            added[_certificate_key(h)] = commit.certificate.encode()
+        puts: dict[bytes, bytes] = {_TIP: codec.encode({"height": h, "hash": block.hash})}
         if genesis_hash is not None:
             puts[_GENESIS] = genesis_hash
             puts[_FORMAT] = FORMAT
@@ -229,10 +247,10 @@ class ChainStore:
         for key, value in commit.state_writes.items():
             value_hash = hashes.get(key) or codec.sha256(value)
             puts[b"s" + key] = hb + value_hash
-            puts[values + value_hash] = value
+            added[values + value_hash] = value
         nodes = b"z" + hb + b"n"
         for node_hash, node in commit.nodes.items():
-            puts[nodes + node_hash] = node
+            added[nodes + node_hash] = node
         root = commit.nodes.get(block.header.state_root)
         if root is not None and root[0] == 0 and root[1:33] not in commit.state_writes:
             # A one-leaf tree's root copied forward to this height (smt.update stores every root
@@ -240,7 +258,7 @@ class ChainStore:
             value = self.state_value(root[1:33])
             if value is None or codec.sha256(value) != root[33:65]:
                 raise StoreCorrupt("the value of the state root's leaf is missing")
-            puts[values + root[33:65]] = value
+            added[values + root[33:65]] = value
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
             # Per-transaction index entries are built in canonical (sorted-key) order and packed
@@ -270,6 +288,11 @@ class ChainStore:
                 puts[key] = b""
             else:
                 deletes.append(key)
+        if self.blocks is self.kv:
+            puts.update(added)
+        else:
+            self.blocks.write(added, sync=True)  # first: until the tip names it, open() drops it
+            self.between_writes()
         self.kv.write(puts, deletes, sync=True)
         # Only after the write is durable: the caches never hold what the disk does not.
         self._state.put_many(commit.state_writes)
@@ -292,18 +315,18 @@ class ChainStore:
     # -- reading -------------------------------------------------------------------------------
 
     def block(self, height: int) -> Block | None:
-        raw = self.kv.get(_block_key(height))
+        raw = self.blocks.get(_block_key(height))
         return None if raw is None else Block.decode(raw)
 
     def block_bytes(self, height: int) -> bytes | None:
-        return self.kv.get(_block_key(height))
+        return self.blocks.get(_block_key(height))
 
     def certificate(self, height: int) -> CommitCertificate | None:
-        raw = self.kv.get(_certificate_key(height))
+        raw = self.blocks.get(_certificate_key(height))
         return None if raw is None else CommitCertificate.decode(raw)
 
     def receipts(self, height: int) -> list[Receipt]:
-        raw = self.kv.get(_receipts_key(height))
+        raw = self.blocks.get(_receipts_key(height))
         return [] if raw is None else [Receipt.from_map(m) for m in codec.decode(raw, canonical=False)]
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
@@ -316,7 +339,7 @@ class ChainStore:
     def value(self, value_hash: bytes, at: bytes) -> bytes | None:
         """The state value with that hash written at version ``at`` (8 bytes): the one a tree
         leaf stored at ``at`` commits to (see ``smt.SparseMerkleTree.find``)."""
-        return self.kv.get(b"z" + at + b"v" + value_hash)
+        return self.blocks.get(b"z" + at + b"v" + value_hash)
 
     def history(self, number: str) -> list[HistoryEntry]:
         prefix = b"h" + number.encode()
@@ -343,4 +366,6 @@ class ChainStore:
         return audit.AuditView(self.kv.scan, self.kv.get, self.state_value)
 
     def close(self) -> None:
+        if self.blocks is not self.kv:
+            self.blocks.close()
         self.kv.close()

@@ -6,7 +6,7 @@ import pytest
 
 from chainvoice import codec, merkle, smt
 from chainvoice.chain.block import Block, CommitCertificate, Vote, sign_commit
-from chainvoice.chain.chain import InvalidBlock, genesis_commit
+from chainvoice.chain.chain import Chain, InvalidBlock, genesis_commit
 from chainvoice.chain.genesis import CONSORTIUM_KEY, Genesis, GenesisError
 from chainvoice.ledger import amounts
 from chainvoice.ledger.records import invoice_key
@@ -236,3 +236,55 @@ def test_genesis_hash_pins_the_consortium_keys():
     doc["consortium"]["nodes"][0]["public_key"] = "09" * 32
     with pytest.raises(GenesisError, match="header does not match"):
         Genesis.from_json(doc)
+
+
+class _StopsBeforeWriting(MemoryKeyValue):
+    """An index store whose next write never happens: the node was killed between a block's two
+    writes."""
+
+    armed = False
+
+    def write(self, puts, deletes=(), *, sync=True):
+        if self.armed:
+            raise KeyboardInterrupt("killed")
+        super().write(puts, deletes, sync=sync)
+
+
+def test_blocks_in_their_own_store_survive_a_kill_between_the_two_writes():
+    g = make_genesis()
+    index, blocks = _StopsBeforeWriting(), MemoryKeyValue()
+    store = ChainStore(index, blocks)
+    chain = Chain(g, store, store.open(g))
+    first = "26440000000000000101"
+    cand, _ = chain.build([issue_tx(first)], T0, "node0")
+    store.save_commit(chain.commit(cand, certify(g, cand.block)))
+    assert index.get(b"z" + (1).to_bytes(8, "big") + b"b") is None  # blocks are not in the index store
+    # Killed after the block's own entries were written, before the index and tip.
+    cand2, _ = chain.build([issue_tx("26440000000000000102")], T0 + 1000, "node0")
+    index.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        store.save_commit(chain.commit(cand2, certify(g, cand2.block)))
+    index.armed = False
+    assert list(blocks.scan(b"z" + (2).to_bytes(8, "big")))  # the half-written block is there
+    # On restart the node is at block 1; the entries of block 2 are gone, and it commits again.
+    reopened = ChainStore(index, blocks)
+    assert reopened.open(g).height == 1
+    assert not list(blocks.scan(b"z" + (2).to_bytes(8, "big")))
+    again = Chain(g, reopened, reopened.tip)
+    cand2, _ = again.build([issue_tx("26440000000000000102")], T0 + 1000, "node0")
+    reopened.save_commit(again.commit(cand2, certify(g, cand2.block)))
+    cold = ChainStore(index, blocks)
+    assert cold.open(g).height == 2
+    assert cold.state_value(invoice_key("26440000000000000102")) is not None
+    assert cold.block(2).hash == cand2.block.hash and cold.tx_location(cand2.txs[0].tx_id) == (2, 0)
+
+
+def test_a_blocks_store_without_its_index_is_refused():
+    g = make_genesis()
+    index, blocks = MemoryKeyValue(), MemoryKeyValue()
+    store = ChainStore(index, blocks)
+    chain = Chain(g, store, store.open(g))
+    cand, _ = chain.build([issue_tx("26440000000000000103")], T0, "node0")
+    store.save_commit(chain.commit(cand, certify(g, cand.block)))
+    with pytest.raises(StoreCorrupt, match="index is empty"):
+        ChainStore(MemoryKeyValue(), blocks).open(g)

@@ -47,3 +47,21 @@ def test_the_store_opens_with_the_size_it_was_given(tmp_path):
         assert kv.get(b"k") == b"v"
     finally:
         kv.close()
+
+
+def test_a_node_store_keeps_blocks_and_indexes_apart_and_refuses_the_one_database_layout(tmp_path):
+    from chainvoice.store.leveldb import StoreOpenError, open_node_store
+
+    index, blocks = open_node_store(tmp_path / "data", 1, 4)
+    try:
+        assert blocks.write_buffer_bytes == LevelDBKeyValue.staggered_write_buffer(1, 4)
+        assert index.write_buffer_bytes < blocks.write_buffer_bytes
+        blocks.write({b"z1": b"block"})
+        assert index.get(b"z1") is None and blocks.get(b"z1") == b"block"
+    finally:
+        index.close()
+        blocks.close()
+    old = LevelDBKeyValue(tmp_path / "old")
+    old.close()
+    with pytest.raises(StoreOpenError, match="older layout"):
+        open_node_store(tmp_path / "old", 0, 4)

@@ -288,3 +288,17 @@ def test_a_blocks_store_without_its_index_is_refused():
     store.save_commit(chain.commit(cand, certify(g, cand.block)))
     with pytest.raises(StoreCorrupt, match="index is empty"):
         ChainStore(MemoryKeyValue(), blocks).open(g)
+
+
+def test_a_one_key_state_copied_forward_stays_provable_at_the_later_height():
+    """With the consortium as the only key, the root is that leaf; a block that writes nothing
+    stores the root again at its own height, and the value must be found there too."""
+    base = make_genesis()
+    g = Genesis(base.consortium, (), base.timestamp_ms)
+    chain, store = open_chain(g)
+    cand, _ = chain.build([], T0, "node0")
+    store.save_commit(chain.commit(cand, certify(g, cand.block)))
+    tree = smt.SparseMerkleTree(type("Nodes", (), {"get": staticmethod(store.node)})())
+    value_hash, at = tree.find(cand.block.header.state_root, CONSORTIUM_KEY, 1)
+    assert at == smt.version(1)
+    assert store.value(value_hash, at) == genesis_commit(g).state_writes[CONSORTIUM_KEY]

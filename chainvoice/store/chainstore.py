@@ -74,16 +74,10 @@ def _height(h: int) -> bytes:
     return h.to_bytes(_H, "big")
 
 
-def _block_key(h: int) -> bytes:
-    return b"z" + h.to_bytes(_H, "big") + b"b"
-
-
-def _certificate_key(h: int) -> bytes:
-    return b"z" + h.to_bytes(_H, "big") + b"c"
-
-
-def _receipts_key(h: int) -> bytes:
-    return b"z" + h.to_bytes(_H, "big") + b"r"
+def _added(at: bytes, kind: bytes) -> bytes:
+    """The key prefix of what the block at height ``at`` (8 bytes) added for good, of one kind:
+    b block, c certificate, r receipts, n<node hash> tree nodes, v<value hash> values."""
+    return b"z" + at + kind
 
 
 @dataclass(frozen=True)
@@ -161,7 +155,7 @@ class ChainStore:
         if stored is None:
             if self.kv.get(_TIP) is not None:
                 raise StoreCorrupt("store has a tip but no genesis record")
-            if self.blocks.get(_block_key(1)) is not None:
+            if self.blocks.get(_added(_height(1), b"b")) is not None:
                 raise StoreCorrupt("the blocks database holds a chain but the index is empty")
             self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
         elif stored != genesis_hash:
@@ -176,7 +170,7 @@ class ChainStore:
         block = self.block(tip["height"])
         if block is None or block.hash != tip["hash"]:
             raise StoreCorrupt(f"tip block {tip['height']} is missing or does not match the tip record")
-        above = [key for key, _ in self.blocks.scan(b"z" + _height(tip["height"] + 1))]
+        above = [key for key, _ in self.blocks.scan(_added(_height(tip["height"] + 1), b""))]
         if above:
             if self.blocks is self.kv:
                 raise StoreCorrupt(f"a block above the tip ({tip['height'] + 1}) exists")
@@ -203,7 +197,7 @@ class ChainStore:
                 where = self.kv.get(b"s" + key)  # <height><value hash>
                 if where is None:
                     return None
-                value = self.blocks.get(b"z" + where[:_H] + b"v" + where[_H:])
+                value = self.blocks.get(_added(where[:_H], b"v") + where[_H:])
                 if value is None:
                     raise StoreCorrupt(f"state value {where[_H:].hex()} is missing")
                 self._state.put(key, value)
@@ -215,7 +209,7 @@ class ChainStore:
         if node is None:
             node = self._nodes.get(node_hash)
             if node is None:
-                node = self.blocks.get(b"z" + at + b"n" + node_hash)
+                node = self.blocks.get(_added(at, b"n") + node_hash)
                 if node is not None:
                     self._nodes.put(node_hash, node)
         return node
@@ -233,22 +227,22 @@ class ChainStore:
             assert h == self._tip.height + 1 and block.header.prev_hash == self._tip.hash, "blocks commit in order"
         hb = _height(h)
         added: dict[bytes, bytes] = {  # the z<height> entries
-            _block_key(h): block.encoded,
-            _receipts_key(h): codec.encode([r.to_map() for r in commit.receipts]),
+            _added(hb, b"b"): block.encoded,
+            _added(hb, b"r"): codec.encode([r.to_map() for r in commit.receipts]),
         }
         if commit.certificate is not None:
-            added[_certificate_key(h)] = commit.certificate.encode()
+            added[_added(hb, b"c")] = commit.certificate.encode()
         puts: dict[bytes, bytes] = {_TIP: codec.encode({"height": h, "hash": block.hash})}
         if genesis_hash is not None:
             puts[_GENESIS] = genesis_hash
             puts[_FORMAT] = FORMAT
         hashes = commit.value_hashes
-        values = b"z" + hb + b"v"
+        values = _added(hb, b"v")
         for key, value in commit.state_writes.items():
             value_hash = hashes.get(key) or codec.sha256(value)
             puts[b"s" + key] = hb + value_hash
             added[values + value_hash] = value
-        nodes = b"z" + hb + b"n"
+        nodes = _added(hb, b"n")
         for node_hash, node in commit.nodes.items():
             added[nodes + node_hash] = node
         root = commit.nodes.get(block.header.state_root)
@@ -315,18 +309,18 @@ class ChainStore:
     # -- reading -------------------------------------------------------------------------------
 
     def block(self, height: int) -> Block | None:
-        raw = self.blocks.get(_block_key(height))
+        raw = self.blocks.get(_added(_height(height), b"b"))
         return None if raw is None else Block.decode(raw)
 
     def block_bytes(self, height: int) -> bytes | None:
-        return self.blocks.get(_block_key(height))
+        return self.blocks.get(_added(_height(height), b"b"))
 
     def certificate(self, height: int) -> CommitCertificate | None:
-        raw = self.blocks.get(_certificate_key(height))
+        raw = self.blocks.get(_added(_height(height), b"c"))
         return None if raw is None else CommitCertificate.decode(raw)
 
     def receipts(self, height: int) -> list[Receipt]:
-        raw = self.blocks.get(_receipts_key(height))
+        raw = self.blocks.get(_added(_height(height), b"r"))
         return [] if raw is None else [Receipt.from_map(m) for m in codec.decode(raw, canonical=False)]
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
@@ -339,7 +333,7 @@ class ChainStore:
     def value(self, value_hash: bytes, at: bytes) -> bytes | None:
         """The state value with that hash written at version ``at`` (8 bytes): the one a tree
         leaf stored at ``at`` commits to (see ``smt.SparseMerkleTree.find``)."""
-        return self.blocks.get(b"z" + at + b"v" + value_hash)
+        return self.blocks.get(_added(at, b"v") + value_hash)
 
     def history(self, number: str) -> list[HistoryEntry]:
         prefix = b"h" + number.encode()

@@ -15,7 +15,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from aiohttp import web
 
@@ -74,6 +74,29 @@ class Committed:
     receipt: Receipt
 
 
+class _CommitWait:
+    """The transactions one client request waits for: their results in request order, and one
+    future, done when every one of them has committed or been dropped."""
+
+    __slots__ = ("results", "positions", "done")
+
+    def __init__(self, tx_ids: Sequence[bytes], done: asyncio.Future[None]) -> None:
+        self.results: list[Committed | str | None] = [None] * len(tx_ids)
+        self.positions: dict[bytes, list[int]] = {}  # tx_id -> where it is in the request, until settled
+        for i, tx_id in enumerate(tx_ids):
+            self.positions.setdefault(tx_id, []).append(i)
+        self.done = done
+
+    def settle(self, tx_id: bytes, result: Committed | str) -> None:
+        positions = self.positions.pop(tx_id, None)
+        if positions is None:
+            return
+        for i in positions:
+            self.results[i] = result
+        if not self.positions and not self.done.done():
+            self.done.set_result(None)
+
+
 @dataclass(frozen=True)
 class Submission:
     """What happened to one submitted transaction at this node."""
@@ -121,7 +144,7 @@ class Node:
         )
         self.events = EventHub()
         self.metrics = NodeMetrics(self.node_id)
-        self._waiters: dict[bytes, list[asyncio.Future[Committed | str]]] = {}
+        self._waiters: dict[bytes, list[_CommitWait]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._pending_submit: list[Transaction] = []
         self._submit_handle: asyncio.TimerHandle | None = None
@@ -225,22 +248,32 @@ class Node:
 
     async def wait_commit(self, tx_id: bytes, timeout_s: float) -> Committed | str | None:
         """The commit of ``tx_id``; a reason string if it was dropped; None on timeout."""
-        location = self.store.tx_location(tx_id)
-        if location is not None:
-            return self._committed_at(tx_id, *location)
-        fut: asyncio.Future[Committed | str] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(tx_id, []).append(fut)
+        return (await self.wait_commits([tx_id], timeout_s))[0]
+
+    async def wait_commits(self, tx_ids: Sequence[bytes], timeout_s: float) -> list[Committed | str | None]:
+        """``wait_commit`` for each of ``tx_ids``, answered in order, under one timer: a batch of
+        submissions waits as one future, not as a task and a timer per transaction."""
+        wait = _CommitWait(tx_ids, asyncio.get_running_loop().create_future())
+        for tx_id in list(wait.positions):
+            location = self.store.tx_location(tx_id)
+            if location is not None:
+                wait.settle(tx_id, self._committed_at(tx_id, *location))
+            else:
+                self._waiters.setdefault(tx_id, []).append(wait)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), min(timeout_s, MAX_WAIT_S))
+            if wait.positions:
+                await asyncio.wait_for(wait.done, min(timeout_s, MAX_WAIT_S))
         except asyncio.TimeoutError:
-            return None
+            pass
         finally:
-            waiters = self._waiters.get(tx_id)
-            if waiters is not None:
-                if fut in waiters:
-                    waiters.remove(fut)
-                if not waiters:
-                    del self._waiters[tx_id]
+            for tx_id in wait.positions:  # not settled: timed out, or the request went away
+                waiters = self._waiters.get(tx_id)
+                if waiters is not None:
+                    if wait in waiters:
+                        waiters.remove(wait)
+                    if not waiters:
+                        del self._waiters[tx_id]
+        return wait.results
 
     def _committed_at(self, tx_id: bytes, height: int, index: int) -> Committed:
         return Committed(tx_id, height, index, self.store.receipts(height)[index])
@@ -269,9 +302,8 @@ class Node:
                 log.warning("node %s recorded equivocation evidence %s", self.node_id, action.evidence_id.hex()[:16])
             elif isinstance(action, Dropped):
                 for tx_id in action.tx_ids:
-                    for fut in self._waiters.pop(tx_id, []):
-                        if not fut.done():
-                            fut.set_result(action.reason)
+                    for wait in self._waiters.pop(tx_id, ()):
+                        wait.settle(tx_id, action.reason)
             else:  # pragma: no cover - a new action type the shell does not know
                 raise AssertionError(f"unknown replica action {action!r}")
 
@@ -290,11 +322,14 @@ class Node:
         self.metrics.observe_commit(commit, time.perf_counter() - start, self.now_ms())
         log.debug("committed block %d: %d transactions", commit.height, len(commit.txs))
         height = commit.height
-        for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
-            done = Committed(tx.tx_id, height, i, receipt)
-            for fut in self._waiters.pop(tx.tx_id, []):
-                if not fut.done():
-                    fut.set_result(done)
+        waiters = self._waiters
+        if waiters:
+            for i, tx in enumerate(commit.txs):
+                waiting = waiters.pop(tx.tx_id, None)
+                if waiting is not None:
+                    done = Committed(tx.tx_id, height, i, commit.receipts[i])
+                    for wait in waiting:
+                        wait.settle(tx.tx_id, done)
         if self.events.has_subscribers():
             self._publish(commit)
 

@@ -144,6 +144,35 @@ def test_replayed_transaction_changes_nothing(network, ready):
     assert [h["kind"] for h in state["history"]] == ["issue", "transfer", "transfer"]
 
 
+def post_batch(url: str, raws: list[bytes]) -> tuple[int, dict]:
+    req = urllib.request.Request(url + "/v1/transactions/batch?wait=commit", data=msgpack.packb(raws), method="POST")
+    req.add_header("Content-Type", "application/msgpack")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status, json.loads(r.read())
+
+
+def test_a_batch_is_answered_in_order_once_its_transactions_commit(network, ready):
+    url, chain_id, taxi, tax_id = ready
+    bob = network.key("bob")
+    earlier = sign(taxi, chain_id, "issue", issue_body(tax_id, bob.public_key), new_nonce())
+    assert post(url, earlier.raw)[1]["receipt"]["status"] == "ok"
+    fresh = [sign(taxi, chain_id, "issue", issue_body(tax_id, bob.public_key), new_nonce()) for _ in range(3)]
+    batch = [fresh[0].raw, earlier.raw, b"\x93\x01", fresh[1].raw, fresh[0].raw, fresh[2].raw]
+    status, doc = post_batch(network.entries[1].api_url, batch)
+    results = doc["results"]
+    assert status == 200 and len(results) == 6
+    assert results[1]["duplicate"] is True and results[1]["tx_id"] == earlier.tx_id.hex()
+    assert results[2]["status"] == "refused" and results[2]["error"]["code"] == "BAD_ENCODING"
+    # each waited-for transaction is answered with its own commit, the one sent twice twice
+    for i, tx in ((0, fresh[0]), (3, fresh[1]), (4, fresh[0]), (5, fresh[2])):
+        assert results[i]["status"] == "committed" and results[i]["tx_id"] == tx.tx_id.hex()
+        assert results[i]["receipt"]["status"] == "ok"
+    assert results[0] == results[4]
+    for i, tx in ((0, fresh[0]), (3, fresh[1]), (5, fresh[2])):
+        status, found = get(f"{url}/v1/transactions/{tx.tx_id.hex()}")
+        assert status == 200 and (found["height"], found["index"]) == (results[i]["height"], results[i]["index"])
+
+
 def test_http_errors_are_json(network):
     url = network.entries[0].api_url
     for path, status in [("/v1/nope", 404), ("/v1/invoices/123", 400), ("/v1/invoices/" + "9" * 20, 404),

@@ -17,6 +17,7 @@ from ..ledger import codes
 from ..ledger.codes import MalformedTransaction
 from ..ledger.records import Receipt
 from ..ledger.rules import BlockContext
+from ..ledger.state import DecodedValues
 from ..ledger.transaction import Transaction, decode
 from .block import MAX_BLOCK_TXS, Block, CommitCertificate, Header, certificate_problem
 from .execution import Execution, execute
@@ -108,6 +109,7 @@ class Chain:
         self.consortium = genesis.consortium
         self.store = store
         self.tip = tip
+        self.decoded = DecodedValues()  # values recent blocks wrote, already decoded
 
     # -- building (the primary) ---------------------------------------------------------------
 
@@ -116,7 +118,7 @@ class Chain:
         returned so the caller can drop them from its mempool."""
         timestamp_ms = max(timestamp_ms, self.tip.timestamp_ms)
         ctx = BlockContext(self.tip.height + 1, timestamp_ms)
-        result = execute(_Reader(self.store), self.store.has_tx, txs[:MAX_BLOCK_TXS], ctx)
+        result = execute(_Reader(self.store), self.store.has_tx, txs[:MAX_BLOCK_TXS], ctx, self.decoded)
         candidate = self._finish(result, ctx, proposer, None)
         return candidate, result.skipped
 
@@ -154,7 +156,7 @@ class Chain:
                     raise InvalidBlock(f"block carries a malformed transaction: {exc}") from None
             txs.append(tx)
         ctx = BlockContext(h.height, h.timestamp_ms)
-        result = execute(_Reader(self.store), self.store.has_tx, txs, ctx)
+        result = execute(_Reader(self.store), self.store.has_tx, txs, ctx, self.decoded)
         if result.skipped:
             tx, why = result.skipped[0]
             raise InvalidBlock(f"block carries transaction {tx.tx_id.hex()} that {why}")

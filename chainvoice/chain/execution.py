@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from ..ledger import rules
 from ..ledger.records import Receipt
 from ..ledger.rules import BlockContext
-from ..ledger.state import LedgerState, StateReader
+from ..ledger.state import DecodedValues, LedgerState, StateReader
 from ..ledger.transaction import Transaction
 
 # Why a transaction offered for a block was left out of it.
@@ -33,9 +33,11 @@ def execute(
     is_committed: Callable[[bytes], bool],
     txs: Iterable[Transaction],
     block: BlockContext,
+    decoded: DecodedValues | None = None,
 ) -> Execution:
-    """Apply ``txs`` in order on a scratch view of ``reader``; nothing is written to it."""
-    state = LedgerState(reader)
+    """Apply ``txs`` in order on a scratch view of ``reader``; nothing is written to it.
+    ``decoded`` memoises value decoding across blocks (see ``DecodedValues``)."""
+    state = LedgerState(reader, decoded)
     out = Execution()
     seen: set[bytes] = set()
     apply = rules.apply

@@ -10,7 +10,7 @@ from chainvoice.chain.execution import execute
 from chainvoice.ledger import amounts, taxid
 from chainvoice.ledger.records import ACTIVE, Member, Receipt
 from chainvoice.ledger.rules import BlockContext
-from chainvoice.ledger.state import LedgerState, MemoryState
+from chainvoice.ledger.state import DecodedValues, LedgerState, MemoryState
 from chainvoice.ledger.transaction import Transaction, sign
 
 CHAIN_ID = "cv-test"
@@ -38,6 +38,9 @@ class World:
         self.now = T0
         self._nonce = 0
         self.receipts: list[Receipt] = []
+        # As a node's chain does, blocks read back recent values through a memo of their decoded
+        # form; a small one, so that reads both hit it and fall back to decoding.
+        self.decoded = DecodedValues(limit=8)
         self.tax_ids: dict[str, str] = {}
         genesis = LedgerState(self.state)
         genesis.put_member(Member(key=self.pub("tax"), role="tax", name="Shenzhen Tax Bureau",
@@ -65,7 +68,7 @@ class World:
         if at is not None:
             self.now = at
         self.height += 1
-        result = execute(self.state, self.committed.__contains__, txs, BlockContext(self.height, self.now))
+        result = execute(self.state, self.committed.__contains__, txs, BlockContext(self.height, self.now), self.decoded)
         self.state.apply(result.writes)
         self.committed.update(t.tx_id for t in result.txs)
         self.receipts.extend(result.receipts)

@@ -2,8 +2,10 @@
 
 import pytest
 
+from chainvoice import codec
 from chainvoice.ledger import amounts, calendar, codes
-from chainvoice.ledger.records import DECLARED, ISSUED, LOCKED, REIMBURSED, REVERSED
+from chainvoice.ledger.records import DECLARED, ISSUED, LOCKED, REIMBURSED, REVERSED, invoice_key
+from chainvoice.ledger.state import DecodedValues, LedgerState
 
 from tests.support.world import T0, World, make_tax_id
 
@@ -33,6 +35,29 @@ def test_life_cycle_issue_transfer_reimburse_declare(w):
     w.ok("acme", "declare", {"number": body["number"], "period": "2026-03"})
     inv = w.invoice(body["number"])
     assert (inv.status, inv.declared_period, inv.amount, inv.total) == (DECLARED, "2026-03", body["amount"], body["total"])
+
+
+def test_a_record_read_back_through_the_decoded_memo_is_a_copy(w):
+    """Blocks share decoded values through a memo; a rule changing the record it read must not
+    change what the next block reads (the memo's map) or the value committed."""
+    body = w.issue_body(holder="alice")
+    w.ok("shop", "issue", body)
+    raw = w.state.get(invoice_key(body["number"]))
+    memo = DecodedValues()
+    first = LedgerState(w.state, memo)
+    inv = first.invoice(body["number"])
+    inv.holder = w.pub("bob")
+    inv.claim = {"claim_id": "X", "platform": w.pub("plat1")}
+    first.put_invoice(inv)
+    written = first.writes()[invoice_key(body["number"])]
+    assert memo.get(written) == codec.decode(written)  # what it wrote, decoded
+    assert memo.get(raw) is None  # it read the committed value by decoding it
+    w.state.values[invoice_key(body["number"])] = written
+    second = LedgerState(w.state, memo).invoice(body["number"])  # from the memo
+    second.holder = w.pub("acme")
+    assert codec.decode(written)["holder"] == w.pub("bob")
+    again = LedgerState(w.state, memo).invoice(body["number"])
+    assert again.holder == w.pub("bob") and again.claim["claim_id"] == "X"
 
 
 def test_reimburse_in_one_step_and_platform_declares(w):
@@ -406,3 +431,10 @@ def test_records_fast_encoding_is_canonical(w):
     for rec in shapes:
         assert rec.encode() == codec.encode(rec.to_map())
         assert set(rec.to_map()) == set(type(rec).__slots__)
+    # receipts: accepted, rejected with a message, with one- and two-key references
+    receipts = w.receipts + [w.do("plat2", "reimburse", {"number": n, "claim_id": "C2"}),
+                             w.do("shop", "issue", dict(w.issue_body(holder="alice"), number=m))]
+    assert {len(r.reference or {}) for r in receipts} >= {0, 1, 2} and {r.ok for r in receipts} == {True, False}
+    for r in receipts:
+        assert r.leaf() == codec.encode({"tx_id": r.tx_id, "status": r.status, "code": r.code})
+        assert codec.encode_sorted(r.to_map()) == codec.encode(r.to_map())

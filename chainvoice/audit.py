@@ -73,6 +73,7 @@ def index_updates(commit: BlockCommit, get: Callable[[bytes], bytes | None],
     puts: dict[bytes, bytes] = {}
     new_state = commit.state_writes
     reversals: set[str] = set()
+    issued: dict[str, list[int]] = {}  # seller -> [count, amount, tax, total] issued in this block
     for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
         if not receipt.ok:
             if receipt.code in DOUBLE_CLAIM_CODES:
@@ -80,14 +81,23 @@ def index_updates(commit: BlockCommit, get: Callable[[bytes], bytes | None],
                     {"number": tx.number or "", "kind": tx.kind, "code": receipt.code})
             continue
         b = tx.body
-        if tx.kind == "issue":
+        kind = tx.kind
+        if kind == "issue":
             seller = b["seller_tax_id"]
-            bump(_month_key(seller, month), count=1, amount=b["amount"], tax=b["tax"], total=b["total"])
-            bump(_day_key(seller, day), count=1, total=b["total"])
+            sums = issued.get(seller)
+            if sums is None:
+                sums = issued[seller] = [0, 0, 0, 0]
+            sums[0] += 1
+            sums[1] += b["amount"]
+            sums[2] += b["tax"]
+            sums[3] += b["total"]
             if b.get("buyer_tax_id"):
                 puts[_edge_key(month, seller, b["buyer_tax_id"], b["number"])] = codec.encode({"total": b["total"]})
-        elif tx.kind in ("request_red", "confirm_red"):
+        elif kind == "request_red" or kind == "confirm_red":
             reversals.add(b["number"])
+    for seller, (count, amount, tax, total) in issued.items():
+        bump(_month_key(seller, month), count=count, amount=amount, tax=tax, total=total)
+        bump(_day_key(seller, day), count=count, total=total)
     # A reversal's amount is the change of reversed_amount over the whole block, taken once per
     # invoice (a request and its confirmation in one block must not count twice).
     for number in sorted(reversals):

@@ -175,11 +175,18 @@ class Receipt:
         return self.status == RECEIPT_OK
 
     def leaf(self) -> bytes:
-        return codec.encode({"tx_id": self.tx_id, "status": self.status, "code": self.code})
+        # Keys in sorted order and canonical types only (two strings and 32 bytes), so the packed
+        # map is the canonical encoding without ``codec.encode``'s recursive copy.
+        return codec.encode_sorted({"code": self.code, "status": self.status, "tx_id": self.tx_id})
 
     def to_map(self) -> dict[str, Any]:
-        return {"tx_id": self.tx_id, "status": self.status, "code": self.code,
-                "message": self.message, "reference": self.reference}
+        """Keys in sorted order, the reference's too: a block's receipts are stored packed as they
+        are (``codec.encode_sorted``), one per transaction."""
+        ref = self.reference
+        if ref is not None and len(ref) > 1:
+            ref = dict(sorted(ref.items()))
+        return {"code": self.code, "message": self.message, "reference": ref, "status": self.status,
+                "tx_id": self.tx_id}
 
     @classmethod
     def from_map(cls, m: dict[str, Any]) -> "Receipt":

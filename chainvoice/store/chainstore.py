@@ -228,7 +228,7 @@ class ChainStore:
         hb = _height(h)
         added: dict[bytes, bytes] = {  # the z<height> entries
             _added(hb, b"b"): block.encoded,
-            _added(hb, b"r"): codec.encode([r.to_map() for r in commit.receipts]),
+            _added(hb, b"r"): codec.encode_sorted([r.to_map() for r in commit.receipts]),  # type: ignore[arg-type]
         }
         if commit.certificate is not None:
             added[_added(hb, b"c")] = commit.certificate.encode()

@@ -250,12 +250,15 @@ class Node:
         """The commit of ``tx_id``; a reason string if it was dropped; None on timeout."""
         return (await self.wait_commits([tx_id], timeout_s))[0]
 
-    async def wait_commits(self, tx_ids: Sequence[bytes], timeout_s: float) -> list[Committed | str | None]:
+    async def wait_commits(self, tx_ids: Sequence[bytes], timeout_s: float, *,
+                           just_submitted: bool = False) -> list[Committed | str | None]:
         """``wait_commit`` for each of ``tx_ids``, answered in order, under one timer: a batch of
-        submissions waits as one future, not as a task and a timer per transaction."""
+        submissions waits as one future, not as a task and a timer per transaction.
+        ``just_submitted``: ``submit`` found none of them committed, in this same turn of the event
+        loop (no block can have committed since), so the store is not asked again."""
         wait = _CommitWait(tx_ids, asyncio.get_running_loop().create_future())
         for tx_id in list(wait.positions):
-            location = self.store.tx_location(tx_id)
+            location = None if just_submitted else self.store.tx_location(tx_id)
             if location is not None:
                 wait.settle(tx_id, self._committed_at(tx_id, *location))
             else:

@@ -61,10 +61,13 @@ class Mempool:
         return raw in self._by_raw
 
     def remember(self, txs: Iterable[Transaction]) -> None:
-        """Keep these verified transactions (from a checked block) for a later ``lookup``."""
-        recent = self._recent
+        """Keep these verified transactions (from a checked block) for a later ``lookup``. Those
+        waiting here are skipped: their gossip has come already (it is how they got here)."""
+        recent, waiting = self._recent, self._by_raw
         for tx in txs:
-            recent[tx.raw] = tx
+            raw = tx.raw
+            if raw not in waiting:
+                recent[raw] = tx
         excess = len(recent) - self.recent_limit
         if excess > 0:
             for raw in list(itertools.islice(recent, excess)):

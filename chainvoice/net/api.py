@@ -180,7 +180,7 @@ async def post_batch(request: web.Request) -> web.Response:
             if wait:
                 waits.append((len(out) - 1, r.tx.tx_id))
     if waits:
-        done = await node.wait_commits([tx_id for _, tx_id in waits], 30.0)
+        done = await node.wait_commits([tx_id for _, tx_id in waits], 30.0, just_submitted=True)
         for (i, tx_id), result in zip(waits, done):
             if result is None:
                 out[i] = {"tx_id": tx_id.hex(), "status": "pending", "error": {"code": "TIMEOUT", "message": "not committed in 30 s"}}

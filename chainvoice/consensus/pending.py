@@ -14,46 +14,53 @@ from ..store.chainstore import ChainStore
 
 
 class PendingCommits:
-    """A ``chain.CommittedStore``: the store plus commits not yet written to it."""
+    """A ``chain.CommittedStore``: the store plus commits not yet written to it.
+
+    Reads look in each pending commit's own maps (newest first) rather than in one merged copy:
+    there is almost always one pending commit or none, and merging would copy every block's
+    thousands of new tree nodes once more only to throw them away at the next step."""
 
     def __init__(self, store: ChainStore) -> None:
         self.store = store
-        self._commits: list[BlockCommit] = []
-        self._writes: dict[bytes, bytes] = {}
-        self._nodes: dict[bytes, bytes] = {}
-        self._txs: set[bytes] = set()
-        self._hashes: dict[int, bytes] = {}
+        self._commits: list[BlockCommit] = []  # oldest first
+        self._tx_ids: list[set[bytes]] = []  # built on first use, one per commit
 
     def add(self, commit: BlockCommit) -> None:
         self._commits.append(commit)
-        self._writes.update(commit.state_writes)
-        self._nodes.update(commit.nodes)
-        self._txs.update(tx.tx_id for tx in commit.txs)
-        self._hashes[commit.height] = commit.block.hash
+        self._tx_ids.clear()
 
     def settle(self) -> None:
         """Forget what the store now holds (call at the start of each step)."""
         if self._commits and self.store.tip.height >= self._commits[-1].height:
             self._commits.clear()
-            self._writes.clear()
-            self._nodes.clear()
-            self._txs.clear()
-            self._hashes.clear()
+            self._tx_ids.clear()
 
     def state_value(self, key: bytes) -> bytes | None:
-        v = self._writes.get(key)
-        return v if v is not None else self.store.state_value(key)
+        for commit in reversed(self._commits):
+            v = commit.state_writes.get(key)
+            if v is not None:
+                return v
+        return self.store.state_value(key)
 
     def node(self, node_hash: bytes, at: bytes) -> bytes | None:
-        v = self._nodes.get(node_hash)
-        return v if v is not None else self.store.node(node_hash, at)
+        for commit in reversed(self._commits):
+            v = commit.nodes.get(node_hash)
+            if v is not None:
+                return v
+        return self.store.node(node_hash, at)
 
     def has_tx(self, tx_id: bytes) -> bool:
-        return tx_id in self._txs or self.store.has_tx(tx_id)
+        if self._commits:
+            if not self._tx_ids:
+                self._tx_ids.extend({tx.tx_id for tx in c.txs} for c in self._commits)
+            for ids in self._tx_ids:
+                if tx_id in ids:
+                    return True
+        return self.store.has_tx(tx_id)
 
     def block_hash(self, height: int) -> bytes | None:
-        h = self._hashes.get(height)
-        if h is not None:
-            return h
+        for commit in self._commits:
+            if commit.height == height:
+                return commit.block.hash
         block = self.store.block(height)
         return None if block is None else block.hash

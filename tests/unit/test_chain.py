@@ -302,3 +302,32 @@ def test_a_one_key_state_copied_forward_stays_provable_at_the_later_height():
     value_hash, at = tree.find(cand.block.header.state_root, CONSORTIUM_KEY, 1)
     assert at == smt.version(1)
     assert store.value(value_hash, at) == genesis_commit(g).state_writes[CONSORTIUM_KEY]
+
+
+def test_commits_not_yet_written_are_read_as_committed():
+    """The replica builds the next block in the step that committed the last one, before the
+    shell writes it: PendingCommits serves the unwritten blocks' state, tree and transactions,
+    newest first, until the store has them."""
+    from chainvoice.consensus.pending import PendingCommits
+
+    g = make_genesis()
+    store = ChainStore(MemoryKeyValue())
+    pending = PendingCommits(store)
+    chain = Chain(g, pending, store.open(g))
+    n = "26440000000000000101"
+    first = chain.commit(chain.build([issue_tx(n)], T0, "node0")[0], None)
+    pending.add(first)
+    moved = tx("alice", "transfer", {"number": n, "to": key_of("acme").public_key})
+    cand, skipped = chain.build([moved, first.txs[0]], T0 + 1000, "node0")  # reads block 1 unwritten
+    assert [why for _, why in skipped] == ["already committed"] and [r.status for r in cand.receipts] == ["ok"]
+    second = chain.commit(cand, None)
+    pending.add(second)
+    assert pending.has_tx(first.txs[0].tx_id) and pending.has_tx(moved.tx_id)
+    assert codec.decode(pending.state_value(invoice_key(n)))["holder"] == key_of("acme").public_key  # the newer
+    assert pending.block_hash(1) == first.block.hash and pending.block_hash(2) == second.block.hash
+    pending.settle()  # the store has not written them: nothing is forgotten
+    assert pending.has_tx(moved.tx_id)
+    store.save_commit(first)
+    store.save_commit(second)
+    pending.settle()
+    assert pending.has_tx(moved.tx_id) and pending.state_value(invoice_key(n)) == second.state_writes[invoice_key(n)]

@@ -69,7 +69,7 @@ class LedgerState:
         self._reader = reader
         self._decoded = decoded
         self._records: dict[bytes, Any] = {}  # key -> decoded record (or None if absent)
-        self._encoders: dict[bytes, Callable[[Any], dict[str, Any]]] = {}  # dirty keys -> record's map
+        self._dirty: dict[bytes, Callable[[Any], dict[str, Any]]] = {}  # written keys -> how to map their record
 
     # -- generic --------------------------------------------------------------------------
 
@@ -88,13 +88,13 @@ class LedgerState:
     def _store(self, key: bytes, record: Any, to_map: Callable[[Any], dict[str, Any]]) -> None:
         """``to_map`` gives the record's map with its keys in sorted order (encoded as it is)."""
         self._records[key] = record
-        self._encoders[key] = to_map
+        self._dirty[key] = to_map
 
     def writes(self) -> dict[bytes, bytes]:
         """Every key written since this view was made, with its new canonical value."""
         out = {}
         records, decoded, pack = self._records, self._decoded, codec.encode_sorted
-        for key, to_map in self._encoders.items():
+        for key, to_map in self._dirty.items():
             m = to_map(records[key])
             raw = out[key] = pack(m)
             if decoded is not None:

@@ -181,13 +181,24 @@ def load_network(directory: Path) -> list[NodeEntry]:
 # -- processes ------------------------------------------------------------------------------------
 
 def pid_alive(pid: int) -> bool:
+    """True while the process runs. A node that exited is not alive even before it is waited
+    for: our own exited child is reaped here, anyone else's zombie is read from /proc."""
+    _reap(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # gone meanwhile, or no /proc: os.kill's answer stands
+    return stat[stat.rfind(")") + 2:].startswith("Z")  # state follows "(comm) "
 
 
 def _is_our_node(pid: int, config: Path) -> bool:

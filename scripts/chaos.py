@@ -10,7 +10,8 @@ directed peer link. At most one node is faulty at a time (f = 1). After the faul
   - a new transaction commits within 10 s of healing;
 
 and prints the faults injected of each kind, transactions acknowledged, lost (must be 0),
-divergent heights (must be 0) and the longest stall. Exit status 1 if any check fails.
+divergent heights (must be 0) and the longest stall. Exit status 1 if any check fails, 2 if the
+harness itself could not go on (a node it started never answered): no verdict either way.
 
     python scripts/chaos.py                       # a few minutes, seed 1
     python scripts/chaos.py --duration 1200 --seed 7
@@ -40,12 +41,17 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from faultproxy import LinkProxy  # noqa: E402
 
 from chainvoice import crypto, localnet  # noqa: E402
-from chainvoice.client import NodeClient, new_invoice_number  # noqa: E402
+from chainvoice.client import ClientError, NodeClient, new_invoice_number  # noqa: E402
 from chainvoice.ledger import amounts, calendar  # noqa: E402
 from chainvoice.ledger.transaction import sign  # noqa: E402
 
 PROXY_PORT_OFFSET = 200  # proxy for link i->j listens on base + 200 + 10*i + j
 HEAL_DEADLINE_S = 10.0
+RESTART_DEADLINE_S = 60.0
+
+
+class HarnessError(Exception):
+    """The harness could not do its part (not a verdict on the nodes)."""
 
 
 @dataclass
@@ -84,6 +90,7 @@ class Cluster:
         self.down: set[str] = set()
         self.env = {"CHAINVOICE_CRASH_POINTS": crash_points} if crash_points else {}
         self.clients = {e.id: NodeClient(e.api_url, timeout_s=5) for e in self.entries}
+        self.restarting = {e.id: asyncio.Lock() for e in self.entries}
 
     def rewire_through_proxies(self) -> None:
         """Point every node's peer addresses at the proxy of that directed link."""
@@ -114,9 +121,20 @@ class Cluster:
         self.down.add(node)
 
     async def restart(self, node: str) -> None:
-        localnet.start_node(self.entry(node), extra_env=self.env)
-        self.down.discard(node)
-        await asyncio.to_thread(NodeClient(self.entry(node).api_url).wait_until_up, 60)
+        """Start the node and wait until it answers; if it dies while starting (a crash point
+        can fire during recovery), start it again. One restart per node at a time."""
+        async with self.restarting[node]:
+            deadline = time.monotonic() + RESTART_DEADLINE_S
+            while True:
+                localnet.start_node(self.entry(node), extra_env=self.env)  # no-op while it runs
+                self.down.discard(node)
+                try:
+                    await asyncio.to_thread(NodeClient(self.entry(node).api_url).wait_until_up, 2)
+                    return
+                except ClientError as exc:
+                    if time.monotonic() > deadline:
+                        raise HarnessError(f"{node} did not answer within {RESTART_DEADLINE_S:g} s "
+                                           f"of being started: {exc}") from None
 
     def pause(self, node: str) -> None:
         pid = localnet.read_pid(self.entry(node))
@@ -457,7 +475,11 @@ def main() -> None:
     ap.add_argument("--crash-points", default="", help="e.g. before-write:0.02,after-write:0.02")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
-    sys.exit(asyncio.run(main_async(args)))
+    try:
+        sys.exit(asyncio.run(main_async(args)))
+    except HarnessError as exc:
+        print(f"chaos: harness error, no verdict: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

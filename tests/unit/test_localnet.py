@@ -1,0 +1,53 @@
+"""The local network's process bookkeeping: a node that exited is seen as gone at once."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from chainvoice import localnet
+
+
+def _wait_exited_unreaped(pid: int) -> None:
+    """Wait until the process is a zombie (exited, nobody has waited for it)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        stat = open(f"/proc/{pid}/stat").read()
+        if stat[stat.rfind(")") + 2:].startswith("Z"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} did not exit")
+
+
+def test_a_running_process_is_alive_and_an_exited_child_is_not_even_before_anyone_waits_for_it():
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        _wait_exited_unreaped(exited.pid)
+        assert localnet.pid_alive(running.pid)
+        assert not localnet.pid_alive(exited.pid)
+    finally:
+        running.kill()
+        running.wait()
+        exited.wait()
+
+
+def test_someone_elses_exited_child_is_not_alive():
+    # Our child starts a grandchild and never waits for it: the grandchild stays a zombie we
+    # cannot reap (a node started by a CLI that is still running reads like this).
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys, time\n"
+         "p = subprocess.Popen([sys.executable, '-c', 'pass'])\n"
+         "print(p.pid, flush=True)\n"
+         "time.sleep(30)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        grandchild = int(parent.stdout.readline())
+        _wait_exited_unreaped(grandchild)
+        assert not localnet.pid_alive(grandchild)
+        assert localnet.pid_alive(parent.pid)
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()

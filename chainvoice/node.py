@@ -220,9 +220,10 @@ class Node:
         """Check a client's transaction (encoding, schema, chain, signature: once per node) and
         queue it for the replica. Raises MalformedTransaction; never lets it near a block."""
         tx = decode(raw, chain_id=self.chain_id)
-        location = self.store.tx_location(tx.tx_id)
-        if location is not None:
-            return Submission(tx, "committed", self._committed_at(tx.tx_id, *location))
+        if self.replica.is_committed(tx.tx_id):
+            location = self.store.tx_location(tx.tx_id)
+            if location is not None:  # else in a block not written yet: the replica drops it
+                return Submission(tx, "committed", self._committed_at(tx.tx_id, *location))
         self._pending_submit.append(tx)
         if self._submit_handle is None:
             self._submit_handle = asyncio.get_running_loop().call_later(SUBMIT_COALESCE_S, self._flush_submissions)

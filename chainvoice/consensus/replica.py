@@ -186,6 +186,11 @@ class Replica:
     def in_view_change(self) -> bool:
         return not self._normal
 
+    def is_committed(self, tx_id: bytes) -> bool:
+        """Whether ``tx_id`` is in a committed block, written to the store or not. An answer of
+        no is remembered: ``submit`` right after does not look the transaction up again."""
+        return self._committed.has_tx(tx_id)
+
     def status(self) -> dict[str, Any]:
         tip = self.chain.tip
         return {

@@ -5,7 +5,7 @@ and partitions links (both ways and one way) through a fault-injecting TCP proxy
 directed peer link. At most one node is faulty at a time (f = 1). After the faults heal it checks:
 
   - every node has identical block hashes at every height (no fork);
-  - no invoice is reimbursed or declared twice on any node;
+  - no invoice is reimbursed or declared twice on any node, and no transaction is in a chain twice;
   - every transaction the API acknowledged as committed is on every node with the same receipt;
   - a new transaction commits within 10 s of healing;
 
@@ -418,11 +418,14 @@ async def main_async(args: argparse.Namespace) -> int:
     ref = per_node[cluster.ids[0]]
     divergent = [h for h in range(1, top + 1) if len({per_node[n][h]["hash"] for n in per_node}) != 1]
     doubles = []
+    replayed = []  # (node, tx_id): a transaction in the chain twice
     located: dict[str, dict[str, tuple[int, str, str]]] = defaultdict(dict)
     for node, blocks in per_node.items():
         ok_reimburse, ok_declare = Counter(), Counter()
         for h, b in blocks.items():
             for t in b["transactions"]:
+                if t["tx_id"] in located[node]:
+                    replayed.append((node, t["tx_id"]))
                 located[node][t["tx_id"]] = (h, t["status"], t["code"])
                 if t["status"] == "ok" and t["kind"] == "reimburse":
                     ok_reimburse[t["number"]] += 1
@@ -447,9 +450,10 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"  lost                   {len(lost)}")
     print(f"  divergent heights      {len(divergent)}")
     print(f"  double reimbursed/declared on any node: {len(doubles)}")
+    print(f"  transactions in a chain twice: {len(replayed)}")
     print(f"  longest stall          {report.longest_stall_s:.1f} s (from t={report.longest_stall_at:.1f}s)")
     print(f"  commit after healing   {heal_commit_s:.2f} s ({'ok' if probe and heal_commit_s <= HEAL_DEADLINE_S else 'FAILED'})")
-    checks_ok = ok and not lost and not divergent and not doubles and probe is not None and heal_commit_s <= HEAL_DEADLINE_S
+    checks_ok = ok and not lost and not divergent and not doubles and not replayed and probe is not None and heal_commit_s <= HEAL_DEADLINE_S
     for item in lost[:5]:
         print(f"    lost: {item}")
     print("  RESULT: " + ("PASS" if checks_ok else "FAIL"))
@@ -458,7 +462,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "seed": args.seed, "duration_s": args.duration, "faults": dict(report.faults), "node_kills": kills,
             "blocks": top, "acknowledged": len(report.acks), "double_claims_rejected": rejected_doubles,
             "not_acknowledged": report.submit_errors, "lost": len(lost), "divergent_heights": len(divergent),
-            "doubles": len(doubles), "longest_stall_s": round(report.longest_stall_s, 2),
+            "doubles": len(doubles), "replayed": len(replayed), "longest_stall_s": round(report.longest_stall_s, 2),
             "longest_stall_at_s": round(report.longest_stall_at, 1),
             "commit_after_heal_s": round(heal_commit_s, 2), "pass": checks_ok, "events": report.events,
         }, indent=2))

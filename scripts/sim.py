@@ -4,7 +4,7 @@
 Each seed is one fault schedule (Byzantine behaviours, partitions, crashes, loss, starvation of
 one message type, clock skew) followed by healing and a liveness probe; the checker reads the
 honest replicas' stores for S1 (no fork), S2 (no double reimbursement/declaration), S3 (reported
-commits stay committed) and L (commits resume after healing).
+commits stay committed), S4 (no transaction in a chain twice) and L (commits resume after healing).
 
     python scripts/sim.py --seeds 2000 --n 4              # seeds 0..1999
     python scripts/sim.py --seeds 500 --start 10000 --n 7 --jobs 2

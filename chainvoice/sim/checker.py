@@ -4,6 +4,7 @@ S1  no two honest replicas commit different blocks at the same height;
 S2  no invoice is reimbursed successfully twice (nor declared twice) on any replica;
 S3  every transaction reported committed to a client stays committed: each honest replica that
     reached its height has it there, with the same receipt;
+S4  no transaction is in a replica's chain twice (a replay is never applied again);
 L   after the faults heal, with at least 2f+1 honest replicas connected, commits resume: a fresh
     transaction submitted to every honest replica is committed on all of them within a bound.
 """
@@ -44,17 +45,23 @@ def safety_violations(sim: Simulation) -> list[str]:
                 out.append(f"S1: {first[0]} and {node.name} committed different blocks at height {h}")
                 forked = True
                 break
-    # S2: with S1 intact every honest chain is a prefix of the longest one
+    # S2 and S4: with S1 intact every honest chain is a prefix of the longest one
     chains = honest if forked else [max(honest, key=lambda n: n.height)] if honest else []
     for node in chains:
         store = node.store
         assert store is not None
         reimbursed: dict[str, int] = {}
         declared: dict[str, int] = {}
+        first_at: dict[bytes, int] = {}
         for h in range(1, store.tip.height + 1):
             block = store.block(h)
             assert block is not None
             for raw, receipt in zip(block.txs, store.receipts(h)):
+                earlier = first_at.get(receipt.tx_id)  # S4
+                if earlier is not None:
+                    out.append(f"S4: tx {receipt.tx_id.hex()[:16]} is in block {earlier} and again in block {h} on {node.name}")
+                else:
+                    first_at[receipt.tx_id] = h
                 if not receipt.ok:
                     continue
                 tx = decode_tx(raw, check_signature=False)

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from typing import Any
 
 from . import crypto
 from .chain.consortium import Consortium, ConsortiumNode
+from .config import ConfigError, NodeConfig
 from .chain.genesis import Genesis, genesis_member
 from .ledger import taxid
 from .net import tls
@@ -230,10 +232,33 @@ def running_pids(directory: Path) -> list[int]:
     return out
 
 
+def _port_taken(host: str, port: int) -> bool:
+    """Whether something listens on host:port (bound as the node binds: SO_REUSEADDR, so a port
+    left in TIME_WAIT by a node just stopped reads as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def start_node(entry: NodeEntry, *, python: str = sys.executable, extra_env: dict[str, str] | None = None) -> int:
+    """Start the node unless it runs already; return its PID. Raises NetworkError if its API or
+    peer port is taken by another process (another network on the same ports would otherwise
+    answer in its place)."""
     pid = read_pid(entry)
     if pid is not None and pid_alive(pid) and _is_our_node(pid, entry.config):
         return pid
+    try:
+        cfg = NodeConfig.load(entry.config)
+    except ConfigError as exc:
+        raise NetworkError(str(exc)) from None
+    for what, host, port in (("API", cfg.api_host, cfg.api_port), ("peer", cfg.peer_host, cfg.peer_port)):
+        if _port_taken(host, port):
+            raise NetworkError(f"{entry.id}: its {what} port {host}:{port} is in use by another process "
+                               "(another network on the same ports?): stop it or choose other ports")
     env = dict(os.environ, **(extra_env or {}))
     env.setdefault("PYTHONUNBUFFERED", "1")
     log = open(entry.log_file, "ab")

@@ -311,9 +311,9 @@ def main() -> None:
           f"{args.duration:g} s")
     net = localnet.init_network(directory, args.nodes, args.base_port, force=True)
     entries = localnet.load_network(directory)
-    for e in entries:
-        localnet.start_node(e)
     try:
+        for e in entries:
+            localnet.start_node(e)
         clients = [NodeClient(e.api_url, timeout_s=60) for e in entries]
         for c in clients:
             c.wait_until_up(60)
@@ -439,3 +439,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("\n  interrupted: the network is stopped (unless --keep)", file=sys.stderr)
         sys.exit(130)
+    except localnet.NetworkError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        sys.exit(2)

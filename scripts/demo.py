@@ -191,11 +191,15 @@ def main() -> None:
     for n in net["nodes"]:
         say(f"{n['id']:<11} {n['role']:<9} {n['api_url']}")
     entries = localnet.load_network(directory)
-    for e in entries:
-        localnet.start_node(e)
     try:
         for e in entries:
+            localnet.start_node(e)
+        for e in entries:
             NodeClient(e.api_url).wait_until_up(60)
+    except localnet.NetworkError as exc:
+        for e in entries:
+            localnet.stop_node(e)
+        raise SystemExit(f"the nodes did not start: {exc}")
     except ClientError:
         for e in entries:
             localnet.stop_node(e)

@@ -70,11 +70,11 @@ def _wait_up(entries: list[localnet.NodeEntry], timeout_s: float) -> dict[str, d
 def up(ctx: click.Context, directory: Path, detach: bool, as_json: bool) -> None:
     """Start every node of the network in DIRECTORY (each in its own process)."""
     entries = localnet.load_network(directory)
-    for e in entries:
-        localnet.start_node(e)
     try:
+        for e in entries:
+            localnet.start_node(e)
         statuses = _wait_up(entries, UP_TIMEOUT_S)
-    except Failed:
+    except (Failed, localnet.NetworkError):
         for e in entries:
             localnet.stop_node(e)
         raise

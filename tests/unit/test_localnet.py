@@ -51,3 +51,24 @@ def test_someone_elses_exited_child_is_not_alive():
         parent.kill()
         parent.wait()
         parent.stdout.close()
+
+
+def test_a_node_is_not_started_on_a_port_another_process_listens_on(tmp_path):
+    import socket
+
+    import pytest
+
+    from tests.e2e.conftest import free_base_port
+
+    base = free_base_port(4)
+    localnet.init_network(tmp_path / "net", 4, base)
+    entry = localnet.load_network(tmp_path / "net")[0]
+    try:
+        with socket.socket() as other:  # another network's node, say, on this node's API port
+            other.bind(("127.0.0.1", base))
+            other.listen()
+            with pytest.raises(localnet.NetworkError, match=f"API port 127.0.0.1:{base} is in use"):
+                localnet.start_node(entry)
+        assert localnet.read_pid(entry) is None  # nothing was started
+    finally:
+        localnet.stop_node(entry, kill=True)  # had it started one

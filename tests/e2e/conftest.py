@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,29 +10,8 @@ from pathlib import Path
 import pytest
 
 from chainvoice import crypto, localnet
+from tests.support.ports import free_base_port
 from chainvoice.client import NodeClient
-
-
-def free_base_port(n: int) -> int:
-    """A base port whose API (base..base+n-1) and peer (base+100...) ports are all free."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + localnet.PEER_PORT_OFFSET + n >= 65000:
-            continue
-        ports = [base + i for i in range(n)] + [base + localnet.PEER_PORT_OFFSET + i for i in range(n)]
-        ok = True
-        for p in ports:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range on loopback")
 
 
 @dataclass

@@ -1,11 +1,16 @@
-"""The local network's process bookkeeping: a node that exited is seen as gone at once."""
+"""The local network's process bookkeeping: a node that exited is seen as gone at once, and a
+node is not started on a port another process holds."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
 
+import pytest
+
 from chainvoice import localnet
+from tests.support.ports import free_base_port
 
 
 def _wait_exited_unreaped(pid: int) -> None:
@@ -54,12 +59,6 @@ def test_someone_elses_exited_child_is_not_alive():
 
 
 def test_a_node_is_not_started_on_a_port_another_process_listens_on(tmp_path):
-    import socket
-
-    import pytest
-
-    from tests.e2e.conftest import free_base_port
-
     base = free_base_port(4)
     localnet.init_network(tmp_path / "net", 4, base)
     entry = localnet.load_network(tmp_path / "net")[0]

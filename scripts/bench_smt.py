@@ -75,7 +75,7 @@ def _live_nodes(store: smt.MemoryNodeStore, root: bytes) -> int:
         node = nodes[stack.pop()]
         count += 1
         if node[0] == 1:
-            for child in (node[1:33], node[33:]):
+            for child in (node[1:33], node[33:65]):
                 if child != smt.EMPTY:
                     stack.append(child)
     return count

@@ -144,6 +144,18 @@ class NodeStore(Protocol):
     def put_many(self, nodes: Mapping[bytes, bytes], at: bytes) -> None: ...
 
 
+def _hot_get(store: Any) -> Any:
+    """The ``get`` of the store's ``hot`` mapping (hash -> stored bytes), if it has one: nodes it
+    holds in memory, which an update reads first with a bare dict lookup before calling the
+    store's ``get``. Any stored copy of a node will do (a hash names one preimage, and every copy's
+    child versions are valid), so the mapping need not know versions."""
+    hot = getattr(store, "hot", None)
+    return _NO_HOT.get if hot is None else hot.get
+
+
+_NO_HOT: dict[bytes, bytes] = {}
+
+
 def version(n: int) -> bytes:
     """A version as nodes store it: 8 bytes big-endian (the block height that wrote the node)."""
     return n.to_bytes(VERSION_BYTES, "big")
@@ -321,6 +333,7 @@ class SparseMerkleTree:
                 _check_hash(v, "value hash")
         batch = _Batch(
             self.store.get,
+            _hot_get(self.store),
             at_bytes,
             [int.from_bytes(k, "big") for k, _ in items],
             [k for k, _ in items],
@@ -419,12 +432,14 @@ class _Batch:
     def __init__(
         self,
         get: Any,
+        hot_get: Any,
         at: bytes,
         keys: list[int],
         key_bytes: list[bytes],
         values: list[bytes | None],
     ) -> None:
         self.get = get
+        self.hot_get = hot_get  # see _hot_get: tried first, with no Python call
         self.at = at
         self.keys = keys
         self.key_bytes = key_bytes
@@ -442,7 +457,7 @@ class _Batch:
         >= 2 writes ``[lo, hi)``."""
         if h == EMPTY:
             return self.build_from(depth, lo, hi, None)
-        node = self.get(h, hv)
+        node = self.hot_get(h) or self.get(h, hv)
         if node is None:
             raise MissingNodeError(h)
         if node[0] == 0:
@@ -502,6 +517,7 @@ class _Batch:
         """
         k = self.keys[i]
         get = self.get
+        hot_get = self.hot_get
         h0, hv0 = h, hv
         at = self.at
         # What each internal node on the way down contributes to its rebuilt version, as
@@ -513,7 +529,7 @@ class _Batch:
         append = path.append
         shift = 255 - depth  # bit `depth` of k is (k >> shift) & 1
         while h != EMPTY:
-            bottom = get(h, hv)
+            bottom = hot_get(h) or get(h, hv)
             if bottom is None:
                 raise MissingNodeError(h)
             if bottom[0] == 0:

@@ -10,7 +10,7 @@ for that block, in one batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from .. import codec, merkle, smt
 from ..ledger import codes
@@ -36,6 +36,8 @@ class CommittedStore(Protocol):
     def state_value(self, key: bytes) -> bytes | None: ...  # latest value of a state key
     def node(self, node_hash: bytes, at: bytes) -> bytes | None: ...  # a state-tree node by hash and version
     def has_tx(self, tx_id: bytes) -> bool: ...  # is this transaction committed?
+    @property
+    def hot_nodes(self) -> Mapping[bytes, bytes]: ...  # tree nodes in memory, by hash (read first)
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,14 @@ class _StoreNodes:
     """Committed tree nodes as an smt.NodeStore for one block's update. The update pass reads only
     nodes of the tree it starts from, and hands the nodes it creates back to the caller (they
     become ``Candidate.nodes``, written by the store at commit), so nothing is kept here: reads
-    go straight to the store, with no overlay in between (a node read per level of every path)."""
+    go straight to the store, with no overlay in between (a node read per level of every path);
+    the store's nodes in memory are read first as a dict (``hot``), without a call."""
 
-    __slots__ = ("get",)
+    __slots__ = ("get", "hot")
 
     def __init__(self, store: CommittedStore) -> None:
         self.get = store.node
+        self.hot = store.hot_nodes
 
     def put_many(self, nodes: dict[bytes, bytes], at: bytes) -> None:
         pass

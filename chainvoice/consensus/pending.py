@@ -19,6 +19,7 @@ made two of them per transaction.
 from __future__ import annotations
 
 from collections import deque
+from typing import Mapping
 
 from ..chain.chain import BlockCommit
 from ..store.chainstore import ChainStore
@@ -94,6 +95,12 @@ class PendingCommits:
             if v is not None:
                 return v
         return self.store.node(node_hash, at)
+
+    @property
+    def hot_nodes(self) -> Mapping[bytes, bytes]:
+        """The store's nodes in memory. Not those of the blocks held here: a read that misses
+        comes to ``node``, which looks here first."""
+        return self.store.hot_nodes
 
     def has_tx(self, tx_id: bytes) -> bool:
         if tx_id in self._recent:  # every pending commit is among the recent blocks

@@ -217,6 +217,13 @@ class ChainStore:
     def has_tx(self, tx_id: bytes) -> bool:
         return self.kv.get(b"t" + tx_id) is not None
 
+    @property
+    def hot_nodes(self) -> dict[bytes, bytes]:
+        """The current generation of the node cache: committed nodes by hash, which the state
+        tree reads as a plain dict before calling ``node`` (content-addressed, so never stale;
+        a later turnover only makes this mapping an older one)."""
+        return self._nodes.data
+
     # -- writing -------------------------------------------------------------------------------
 
     def save_commit(self, commit: BlockCommit, *, genesis_hash: bytes | None = None) -> None:

@@ -262,6 +262,54 @@ def test_old_roots_stay_provable_after_later_updates(batches, data):
                 assert smt.verify_absence(old_root, k, proof)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.dictionaries(keys32, st.one_of(st.none(), hashes32), max_size=12), min_size=2, max_size=6
+    ),
+    data=st.data(),
+)
+def test_nodes_read_from_a_hot_mapping_give_the_same_tree_and_valid_versions(batches, data):
+    # A store may offer ``hot``: nodes by hash alone, read before ``get``. Whatever subset of
+    # stored copies it holds, and whichever version's copy, the roots are the same, and the child
+    # versions written into new nodes still find every node where the store keeps it.
+    def versioned(hot):
+        stored: dict[tuple[bytes, bytes], bytes] = {}
+        attrs = {"get": staticmethod(lambda h, at: stored.get((at, h))),
+                 "put_many": staticmethod(lambda nodes, at: stored.update(((at, h), b) for h, b in nodes.items()))}
+        if hot is not None:
+            attrs["hot"] = hot
+        return stored, smt.SparseMerkleTree(type("Store", (), attrs)())
+
+    hot: dict[bytes, bytes] = {}
+    plain_stored, plain = versioned(None)
+    hot_stored, with_hot = versioned(hot)
+    root = hot_root = EMPTY
+    history = []
+    current: dict[bytes, bytes] = {}
+    for at, batch in enumerate(batches, 1):
+        root, _ = plain.update(root, batch, at=at, root_at=at - 1)
+        hot_root, _ = with_hot.update(hot_root, batch, at=at, root_at=at - 1)
+        assert hot_root == root
+        # The hot mapping now holds some stored copies, of any version, and drops others.
+        for (_, h), b in sorted(hot_stored.items()):
+            if data.draw(st.booleans()):
+                hot[h] = b
+            elif data.draw(st.booleans()):
+                hot.pop(h, None)
+        for k, v in batch.items():
+            if v is None:
+                current.pop(k, None)
+            else:
+                current[k] = v
+        history.append((root, dict(current)))
+    walker = smt.SparseMerkleTree(type("Walk", (), {"get": staticmethod(lambda h, at: hot_stored.get((at, h)))})())
+    for at, (old_root, snapshot) in enumerate(history, 1):
+        assert old_root == ref_root(snapshot)
+        for k, v in snapshot.items():
+            assert walker.get(old_root, k, at) == v
+
+
 # --- tampering -----------------------------------------------------------------------------------
 
 

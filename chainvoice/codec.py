@@ -165,6 +165,23 @@ def decode(raw: bytes, *, canonical: bool = True) -> Any:
     return value
 
 
+def unpack(raw: bytes) -> Any:
+    """Decode MessagePack bytes with the options ``decode`` uses, checking nothing about form
+    (for a caller that checks the decoded value's shape itself and then ``packs_to``); raises
+    EncodingError on bytes that are not MessagePack."""
+    try:
+        return msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise EncodingError(f"not valid MessagePack: {exc.__class__.__name__}") from None
+
+
+def packs_to(value: Any, raw: bytes) -> bool:
+    """Whether packing ``value`` (already known canonical in shape: sorted string keys, canonical
+    types) gives exactly ``raw``: then ``raw`` is its canonical encoding (minimal integer, length
+    and header forms), as ``decode`` requires."""
+    return _packb(value) == raw
+
+
 def sha256(data: bytes) -> bytes:
     return _sha256(data).digest()
 

@@ -75,6 +75,23 @@ def test_non_canonical_encoding_refused():
     assert e.value.code == codes.BAD_ENCODING
 
 
+@pytest.mark.parametrize("longer", [
+    (b"\xa8transfer", b"\xd9\x08transfer"),  # the kind as str 8 instead of fixstr
+    (b"\xa4body", b"\xda\x00\x04body"),  # a key as str 16
+    (b"\xc4\x10" + NONCE, b"\xc5\x00\x10" + NONCE),  # the nonce as bin 16 instead of bin 8
+])
+def test_longer_forms_of_the_same_values_refused(longer):
+    # The same map in a longer encoding has another tx_id: only the shortest form is accepted.
+    tx = sign(key_of("shop"), CHAIN_ID, "transfer", {"number": "26440000000000000001", "to": key_of("alice").public_key}, NONCE)
+    short, long = longer
+    assert tx.raw.count(short) == 1
+    raw = tx.raw.replace(short, long)
+    assert codec.decode(raw, canonical=False) == codec.decode(tx.raw)
+    with pytest.raises(MalformedTransaction) as e:
+        decode(raw)
+    assert e.value.code == codes.BAD_ENCODING
+
+
 @pytest.mark.parametrize("raw,code", [
     (b"", codes.BAD_ENCODING),
     (b"\xff\xfe", codes.BAD_ENCODING),

@@ -10,8 +10,8 @@ straight-line function that answers both questions at once for the common case:
 True means the body fits the kind's schema *and* is canonically shaped (string keys in sorted
 order, only the types the schema names, integers in the signed 64-bit range), so the transaction
 decoder may skip both walks. False means nothing more than "not sure": the caller runs the full
-checks, which say exactly what is wrong. Kinds with rules across fields (``schema._EXTRA``) are
-never compiled: they always take the full path.
+checks, which say exactly what is wrong. Kinds with rules across fields
+(``schema.CROSS_FIELD_KINDS``) are never compiled: they always take the full path.
 
 The functions are generated source, like ``dataclasses`` does for ``__init__``: a field check is
 a line of code, not a call. Tests check, on generated and mutated bodies, that a yes here is always
@@ -119,7 +119,8 @@ def _object(src: _Source, fields: dict[str, Field]) -> str:
 
 def _compile() -> dict[str, Check]:
     src = _Source()
-    names = {kind: _object(src, fields) for kind, fields in schema.BODIES.items() if kind not in schema._EXTRA}
+    names = {kind: _object(src, fields) for kind, fields in schema.BODIES.items()
+             if kind not in schema.CROSS_FIELD_KINDS}
     code = "\n\n".join(src.functions) + "\n"
     exec(compile(code, "<chainvoice.ledger.fastcheck>", "exec"), src.env)  # noqa: S102 - our own tables
     return {kind: src.env[name] for kind, name in names.items()}

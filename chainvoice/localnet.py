@@ -196,11 +196,20 @@ def pid_alive(pid: int) -> bool:
 
 
 def _is_zombie(pid: int) -> bool:
+    """Exited for good: a zombie with no thread left. A process killed while one of its threads is
+    inside a system call that cannot be interrupted (LevelDB syncing a file) shows its main thread
+    as a zombie until that call returns; until then it still holds its files, sockets included,
+    so a node started in its place would find its ports taken."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False  # gone meanwhile, or no /proc: os.kill's answer stands
-    return stat[stat.rfind(")") + 2:].startswith("Z")  # state follows "(comm) "
+    if not stat[stat.rfind(")") + 2:].startswith("Z"):  # state follows "(comm) "
+        return False
+    try:
+        return os.listdir(f"/proc/{pid}/task") == [str(pid)]
+    except OSError:
+        return True  # reaped meanwhile
 
 
 def _is_our_node(pid: int, config: Path) -> bool:

@@ -71,3 +71,34 @@ def test_a_node_is_not_started_on_a_port_another_process_listens_on(tmp_path):
         assert localnet.read_pid(entry) is None  # nothing was started
     finally:
         localnet.stop_node(entry, kill=True)  # had it started one
+
+
+# The calling thread alone ends (not the process): exit(2), not exit_group(2).
+_SYS_EXIT = {"x86_64": 60, "aarch64": 93}.get(__import__("platform").machine())
+
+
+@pytest.mark.skipif(_SYS_EXIT is None or not sys.platform.startswith("linux"), reason="Linux x86_64/aarch64 only")
+def test_a_process_whose_main_thread_ended_is_alive_while_another_thread_runs():
+    # What a node killed during a synced write looks like: its main thread a zombie, a thread
+    # still in the kernel, its sockets still open. It must not read as gone before it is.
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import ctypes, socket, threading, time\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "threading.Thread(target=time.sleep, args=(1.5,)).start()\n"
+        f"ctypes.CDLL(None).syscall({_SYS_EXIT}, 0)\n"
+    )], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(child.stdout.readline())
+        _wait_exited_unreaped(child.pid)  # the main thread
+        assert localnet.pid_alive(child.pid)
+        assert localnet._port_taken("127.0.0.1", port)
+        deadline = time.monotonic() + 10
+        while localnet.pid_alive(child.pid):
+            assert time.monotonic() < deadline, "the process never ended"
+            time.sleep(0.02)
+        assert not localnet._port_taken("127.0.0.1", port)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()

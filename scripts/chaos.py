@@ -126,7 +126,10 @@ class Cluster:
         async with self.restarting[node]:
             deadline = time.monotonic() + RESTART_DEADLINE_S
             while True:
-                localnet.start_node(self.entry(node), extra_env=self.env)  # no-op while it runs
+                try:
+                    localnet.start_node(self.entry(node), extra_env=self.env)  # no-op while it runs
+                except localnet.NetworkError as exc:
+                    raise HarnessError(f"cannot restart {node}: {exc}") from None
                 self.down.discard(node)
                 try:
                     await asyncio.to_thread(NodeClient(self.entry(node).api_url).wait_until_up, 2)
@@ -138,8 +141,11 @@ class Cluster:
 
     def pause(self, node: str) -> None:
         pid = localnet.read_pid(self.entry(node))
-        if pid:
-            os.kill(pid, signal.SIGSTOP)
+        if pid and localnet.pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                return  # it crashed itself just now (a crash point): the monitor restarts it
             self.paused.add(node)
 
     def resume(self, node: str) -> None:
@@ -292,10 +298,14 @@ async def monitor(cluster: Cluster, report: Report, session: aiohttp.ClientSessi
         await asyncio.sleep(0.2)
 
 
-async def nemesis(cluster: Cluster, report: Report, rng: random.Random, duration: float, started: float) -> None:
+async def nemesis(cluster: Cluster, report: Report, rng: random.Random, duration: float, started: float,
+                  monitor_task: asyncio.Task[None]) -> None:
     kinds = ["kill", "kill-primary", "pause", "isolate", "one-way"]
     while time.monotonic() - started < duration:
         await asyncio.sleep(rng.uniform(2, 4))
+        if monitor_task.done():  # it only ends early by failing: no run without crash restarts
+            monitor_task.result()
+            raise HarnessError("the monitor stopped")
         kind = rng.choice(kinds)
         hold = rng.uniform(2, 6)
         victim = rng.choice(cluster.ids)
@@ -370,7 +380,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     raise SystemExit(f"could not register {name}")
             started = report.t0 = time.monotonic()
             load = asyncio.create_task(work.run(session))
-            await nemesis(cluster, report, rng, args.duration, started)
+            await nemesis(cluster, report, rng, args.duration, started, mon)
             # heal: everything up, every link open
             for node in list(cluster.paused):
                 cluster.resume(node)

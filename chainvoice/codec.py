@@ -144,15 +144,7 @@ def decode(raw: bytes, *, canonical: bool = True) -> Any:
         raise EncodingError("expected bytes")
     if len(raw) > MAX_DECODE_BYTES:
         raise EncodingError("encoding too large")
-    try:
-        value = msgpack.unpackb(
-            raw,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-        )
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise EncodingError(f"not valid MessagePack: {exc.__class__.__name__}") from None
+    value = unpack(raw)
     if canonical:
         if not _is_canonical_value(value, 0):
             try:  # say precisely what is wrong
@@ -166,9 +158,9 @@ def decode(raw: bytes, *, canonical: bool = True) -> Any:
 
 
 def unpack(raw: bytes) -> Any:
-    """Decode MessagePack bytes with the options ``decode`` uses, checking nothing about form
-    (for a caller that checks the decoded value's shape itself and then ``packs_to``); raises
-    EncodingError on bytes that are not MessagePack."""
+    """Decode MessagePack bytes (strings as str, arrays as lists, only str or bytes map keys),
+    checking nothing about form: ``decode`` checks that next; a caller that checks the value's
+    shape itself then asks ``packs_to``. Raises EncodingError on bytes that are not MessagePack."""
     try:
         return msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on bad input

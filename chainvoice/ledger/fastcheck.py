@@ -49,17 +49,23 @@ class _Source:
         return f"{prefix}{self._n}"
 
 
+def _sized(var: str, type_name: str, spec: Field) -> str:
+    """The condition that ``var`` is not of ``type_name`` or its length is outside ``spec``'s."""
+    lo = 0 if spec.min is None else spec.min
+    cond = f"type({var}) is not {type_name}"
+    if spec.max is not None:
+        cond += f" or not {lo} <= len({var}) <= {spec.max}"
+    elif lo:
+        cond += f" or len({var}) < {lo}"
+    return cond
+
+
 def _field(src: _Source, spec: Field, var: str, indent: str) -> None:
     """Lines that ``return False`` unless ``var`` passes ``spec`` (and is canonical)."""
     out = src.lines.append
     t = spec.type
     if t == "str":
-        lo = 0 if spec.min is None else spec.min
-        cond = f"type({var}) is not str"
-        if spec.max is not None:
-            cond += f" or not {lo} <= len({var}) <= {spec.max}"
-        elif lo:
-            cond += f" or len({var}) < {lo}"
+        cond = _sized(var, "str", spec)
         if spec.choices is not None:
             cond += f" or {var} not in {src.const(frozenset(spec.choices))}"
         if spec.regex is not None:
@@ -72,13 +78,7 @@ def _field(src: _Source, spec: Field, var: str, indent: str) -> None:
         out(f"{indent}if type({var}) is not bytes or len({var}) != 32: return False")
     elif t == "list":
         assert spec.items is not None
-        lo = 0 if spec.min is None else spec.min
-        cond = f"type({var}) is not list"
-        if spec.max is not None:
-            cond += f" or not {lo} <= len({var}) <= {spec.max}"
-        elif lo:
-            cond += f" or len({var}) < {lo}"
-        out(f"{indent}if {cond}: return False")
+        out(f"{indent}if {_sized(var, 'list', spec)}: return False")
         item = src.fresh("_i")
         out(f"{indent}for {item} in {var}:")
         _field(src, spec.items, item, indent + "    ")

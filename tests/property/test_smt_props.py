@@ -216,13 +216,14 @@ def test_proofs_match_the_reference_and_verify_with_both_absence_kinds():
     assert kinds["empty"] > 0 and kinds["other_leaf"] > 0, kinds
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    batches=st.lists(
-        st.dictionaries(keys32, st.one_of(st.none(), hashes32), max_size=12), min_size=2, max_size=6
-    ),
-    data=st.data(),
+# Two to six blocks of writes (a value hash, or None to delete), as a node applies them.
+update_batches = st.lists(
+    st.dictionaries(keys32, st.one_of(st.none(), hashes32), max_size=12), min_size=2, max_size=6
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=update_batches, data=st.data())
 def test_old_roots_stay_provable_after_later_updates(batches, data):
     # Nodes are found only under the version that stored them, as in the node's store: every
     # child version written into a parent must be right for these walks to succeed.
@@ -263,12 +264,7 @@ def test_old_roots_stay_provable_after_later_updates(batches, data):
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    batches=st.lists(
-        st.dictionaries(keys32, st.one_of(st.none(), hashes32), max_size=12), min_size=2, max_size=6
-    ),
-    data=st.data(),
-)
+@given(batches=update_batches, data=st.data())
 def test_nodes_read_from_a_hot_mapping_give_the_same_tree_and_valid_versions(batches, data):
     # A store may offer ``hot``: nodes by hash alone, read before ``get``. Whatever subset of
     # stored copies it holds, and whichever version's copy, the roots are the same, and the child

@@ -46,6 +46,7 @@ from ..chain.genesis import Genesis
 from ..ledger.records import Receipt
 from ..smt import EMPTY
 from .kv import KeyValue
+from .txfilter import TxIdFilter
 
 _TIP = b"mtip"
 _GENESIS = b"mgenesis"
@@ -145,6 +146,9 @@ class ChainStore:
         self._tip: Header | None = None
         self._nodes = _ReadCache(NODE_CACHE_ENTRIES)
         self._state = _ReadCache(STATE_CACHE_ENTRIES)
+        # Committed transaction ids in memory, approximately: most replay checks are of new ids,
+        # and the filter says no to them without a read (filled at open, then by every commit).
+        self._tx_ids = TxIdFilter()
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -180,7 +184,16 @@ class ChainStore:
         if root != EMPTY and self.node(root, _height(tip["height"])) is None:
             raise StoreCorrupt("the tip's state root is not in the store")
         self._tip = block.header
+        self._tx_ids = self._committed_tx_ids()
         return block.header
+
+    def _committed_tx_ids(self) -> TxIdFilter:
+        """The filter of every committed transaction id, from the ``t`` index; when it had to
+        grow layers while filling, filled again at once at its final size (one layer to ask)."""
+        def ids() -> Iterator[bytes]:
+            return (key[1:] for key, _ in self.kv.scan(b"t"))
+        tx_ids = TxIdFilter.of(ids())
+        return tx_ids if tx_ids.layers == 1 else TxIdFilter.of(ids(), expected=len(tx_ids))
 
     @property
     def tip(self) -> Header:
@@ -215,6 +228,8 @@ class ChainStore:
         return node
 
     def has_tx(self, tx_id: bytes) -> bool:
+        if tx_id not in self._tx_ids:
+            return False  # certainly never committed
         return self.kv.get(b"t" + tx_id) is not None
 
     @property
@@ -298,6 +313,7 @@ class ChainStore:
         # Only after the write is durable: the caches never hold what the disk does not.
         self._state.put_many(commit.state_writes)
         self._nodes.put_many(commit.nodes)
+        self._tx_ids.add_many([tx.tx_id for tx in commit.txs])
         self._tip = block.header
 
     def save_safety(self, state: bytes) -> None:

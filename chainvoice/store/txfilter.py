@@ -41,6 +41,7 @@ class _Layer:
 
 
 def _word_and_bits(tx_id: bytes) -> tuple[int, int]:
+    """The id as an int (its low bits choose the word) and the id's four bits in that word."""
     x = int.from_bytes(tx_id[:8], "little")
     return x, (1 << (x >> 40 & 63)) | (1 << (x >> 46 & 63)) | (1 << (x >> 52 & 63)) | (1 << (x >> 58))
 
@@ -81,8 +82,7 @@ class TxIdFilter:
             layer.count += 1
 
     def __contains__(self, tx_id: bytes) -> bool:
-        x = int.from_bytes(tx_id[:8], "little")
-        bits = (1 << (x >> 40 & 63)) | (1 << (x >> 46 & 63)) | (1 << (x >> 52 & 63)) | (1 << (x >> 58))
+        x, bits = _word_and_bits(tx_id)
         for layer in self._layers:
             if layer.words[x & layer.mask] & bits == bits:
                 return True

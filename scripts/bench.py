@@ -101,7 +101,7 @@ def verify_rate() -> float:
     n = 4000
     start = time.perf_counter()
     for _ in range(n):
-        crypto.verify(key.public_key, msg, sig)
+        crypto.verify_transaction(key.public_key, msg, sig)  # the check each node makes per transaction
     return n / (time.perf_counter() - start)
 
 

@@ -94,7 +94,7 @@ def decode(raw: bytes, *, chain_id: str | None = None, check_signature: bool = T
         wire = _checked(raw, chain_id)
     signature = wire["signature"]
     message = crypto.tx_signing_message(_envelope_bytes(raw))
-    if check_signature and not crypto.verify(wire["signer"], message, signature):
+    if check_signature and not crypto.verify_transaction(wire["signer"], message, signature):
         raise MalformedTransaction(BAD_SIGNATURE, "signature does not verify for the signer's key")
     return Transaction(wire["chain_id"], wire["kind"], wire["body"], wire["signer"], wire["nonce"],
                        signature, raw, _sha256(message).digest())

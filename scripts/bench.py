@@ -7,7 +7,8 @@ reimburse, 15 % declare and 5 % double-reimbursement attempts (which must be rej
 chosen duration, open loop at an offered rate or closed loop at a fixed concurrency. Transactions
 are signed before the clock starts, so the generator spends its time sending, not signing.
 
-Reports (table, and JSON with --json-out): committed tx/s (accepted and rejected separately),
+Before measuring it waits until the nodes are idle (after --preload, LevelDB compacts what the
+preload wrote for a while; the wait is printed). Reports (table, and JSON with --json-out): committed tx/s (accepted and rejected separately),
 blocks/s, mean batch size, submit→commit latency p50/p95/p99, per-node CPU seconds and peak RSS,
 this machine's Ed25519 verification rate measured in the same run, the bound it implies
 (cores × verifications/s ÷ replicas) and the achieved fraction of that bound.
@@ -327,6 +328,7 @@ def main() -> None:
         print(f"  signed in {time.perf_counter() - t:.1f} s", flush=True)
         if args.preload:
             preload(workload, clients, args.preload)
+        settle_s = settle({e.id: localnet.read_pid(e) for e in entries})
         vrate = verify_rate()
         h0 = clients[0].status()["height"]
         cpu0 = {e.id: proc_stats(localnet.read_pid(e))[0] for e in entries}
@@ -356,7 +358,7 @@ def main() -> None:
     result = {
         "nodes": args.nodes, "cores": cores, "duration_s": round(elapsed, 2),
         "mode": "open" if args.rate else "closed", "offered_tx_s": args.rate or None,
-        "preload": args.preload,
+        "preload": args.preload, "settle_s": round(settle_s, 1),
         "committed_tx_s": round(committed / elapsed, 1), "accepted_tx_s": round(s.accepted / elapsed, 1),
         "rejected_tx_s": round(s.rejected / elapsed, 1), "rejected_codes": s.rejected_codes, "by_kind": s.by_kind,
         "refused": s.refused, "not_committed": s.timeouts,
@@ -396,6 +398,27 @@ def main() -> None:
           f" achieved {result['fraction_of_bound'] * 100:.1f} %")
     print(f"  not committed        {s.timeouts}; refused {s.refused}")
     print(f"  JSON: {args.json_out}")
+
+
+SETTLE_IDLE_CPU = 0.05  # CPU seconds per second, all nodes together: idle
+SETTLE_MAX_S = 300.0
+
+
+def settle(pids: dict[str, int]) -> float:
+    """Wait until the nodes are idle (LevelDB done compacting what the preload wrote) so that the
+    measurement starts from a steady state, not from the preload's backlog; at most
+    SETTLE_MAX_S. Returns the seconds waited (printed: the backlog is a cost of the preload)."""
+    start = time.perf_counter()
+    last = sum(proc_stats(p)[0] for p in pids.values())
+    quiet = 0
+    while quiet < 3 and time.perf_counter() - start < SETTLE_MAX_S:
+        time.sleep(1.0)
+        now = sum(proc_stats(p)[0] for p in pids.values())
+        quiet = quiet + 1 if now - last < SETTLE_IDLE_CPU else 0
+        last = now
+    waited = time.perf_counter() - start
+    print(f"  nodes idle after {waited:.0f} s" + ("" if quiet >= 3 else " (gave up waiting)"), flush=True)
+    return waited
 
 
 def preload(workload: Workload, clients: list[NodeClient], n: int) -> None:

@@ -7,9 +7,9 @@ reimburse, 15 % declare and 5 % double-reimbursement attempts (which must be rej
 chosen duration, open loop at an offered rate or closed loop at a fixed concurrency. Transactions
 are signed before the clock starts, so the generator spends its time sending, not signing.
 
-Before measuring it waits until the nodes are idle (after --preload, LevelDB compacts what the
-preload wrote for a while; the wait is printed). Reports (table, and JSON with --json-out): committed tx/s (accepted and rejected separately),
-blocks/s, mean batch size, submit→commit latency p50/p95/p99, per-node CPU seconds and peak RSS,
+Before measuring it waits until the nodes are idle (after --preload, LevelDB may still compact
+what the preload wrote; the wait is printed). Reports (table, and JSON with --json-out): committed
+tx/s (accepted and rejected separately), blocks/s, mean batch size, submit→commit latency p50/p95/p99, per-node CPU seconds and peak RSS,
 this machine's Ed25519 verification rate measured in the same run, the bound it implies
 (cores × verifications/s ÷ replicas) and the achieved fraction of that bound.
 

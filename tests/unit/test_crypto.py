@@ -1,8 +1,11 @@
+import hashlib
 import os
 import stat
 
 import msgpack
 import pytest
+from hypothesis import given, settings, strategies as st
+from nacl.bindings import crypto_core_ed25519_add, crypto_scalarmult_ed25519_base_noclamp
 
 from chainvoice import crypto
 
@@ -57,11 +60,6 @@ def test_bad_key_files_are_clear_errors(tmp_path):
 
 
 # -- transaction signatures: ed25519-zebra behind libsodium's encoding rules ---------------------
-
-import hashlib  # noqa: E402
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-from nacl.bindings import crypto_core_ed25519_add, crypto_scalarmult_ed25519_base_noclamp  # noqa: E402
 
 _L = 2**252 + 27742317777372353535851937790883648493
 _P = 2**255 - 19

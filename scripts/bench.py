@@ -10,8 +10,9 @@ are signed before the clock starts, so the generator spends its time sending, no
 Before measuring it waits until the nodes are idle (after --preload, LevelDB may still compact
 what the preload wrote; the wait is printed). Reports (table, and JSON with --json-out): committed
 tx/s (accepted and rejected separately), blocks/s, mean batch size, submit→commit latency
-p50/p95/p99, per-node CPU seconds and peak RSS, this machine's Ed25519 verification rate measured in the same run, the bound it implies
-(cores × verifications/s ÷ replicas) and the achieved fraction of that bound.
+p50/p95/p99, per-node CPU seconds and peak RSS, this machine's rate of transaction signature
+checks measured in the same run, the bound it implies (cores × checks/s ÷ replicas) and the
+achieved fraction of that bound.
 
     python scripts/bench.py --duration 60                 # closed loop, as fast as it goes
     python scripts/bench.py --rate 1000 --duration 60     # open loop at 1000 tx/s offered

@@ -12,7 +12,9 @@ what the preload wrote; the wait is printed). Reports (table, and JSON with --js
 tx/s (accepted and rejected separately), blocks/s, mean batch size, submit→commit latency
 p50/p95/p99, per-node CPU seconds and peak RSS, this machine's rate of transaction signature
 checks measured in the same run, the bound it implies (cores × checks/s ÷ replicas) and the
-achieved fraction of that bound.
+achieved fraction of that bound. Also, to compare runs across days and installs: the
+interpreter's speed at the nodes' Python work (issue decodes/s, one core) and which Python ran,
+and what the machine read from disk during the measured window (page cache evictions).
 
     python scripts/bench.py --duration 60                 # closed loop, as fast as it goes
     python scripts/bench.py --rate 1000 --duration 60     # open loop at 1000 tx/s offered
@@ -105,6 +107,23 @@ def verify_rate() -> float:
     for _ in range(n):
         crypto.verify_transaction(key.public_key, msg, sig)  # the check each node makes per transaction
     return n / (time.perf_counter() - start)
+
+
+def page_cache_counters() -> dict[str, int]:
+    """Machine-wide counters from /proc/vmstat (empty where there is none): KB read from disk, and
+    file pages read again after the kernel dropped them from the page cache. The nodes read
+    LevelDB's tables through the page cache; if something evicts it (memory pressure, or a
+    proactive reclaimer such as DAMON's pageout scheme), state-tree reads go to the disk."""
+    wanted = {"pgpgin": "disk_read_kb", "workingset_refault_file": "file_refaults", "pgmajfault": "major_faults"}
+    out: dict[str, int] = {}
+    try:
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name in wanted:
+                out[wanted[name]] = int(value)
+    except OSError:
+        pass
+    return out
 
 
 def python_rate(raw: bytes, chain_id: str) -> float:
@@ -346,6 +365,7 @@ def main() -> None:
         prate = python_rate(invoices[0].issue, net["chain_id"])
         h0 = clients[0].status()["height"]
         cpu0 = {e.id: proc_stats(localnet.read_pid(e))[0] for e in entries}
+        vm0 = page_cache_counters()
         load = Load([e.api_url for e in entries], workload, invoices)
         gen0 = time.process_time()
         pids = {e.id: localnet.read_pid(e) for e in entries}
@@ -356,6 +376,7 @@ def main() -> None:
         rss_samples.append((elapsed, {k: current_rss(p) for k, p in pids.items()}))
         anon_samples.append((elapsed, {k: current_rss(p, "RssAnon") for k, p in pids.items()}))
         gen_cpu = time.process_time() - gen0
+        vm1 = page_cache_counters()
         time.sleep(0.5)
         h1 = clients[0].status()["height"]
         procs = {e.id: proc_stats(localnet.read_pid(e)) for e in entries}
@@ -386,6 +407,7 @@ def main() -> None:
         "rss_anon_mb_over_time": [(round(t, 1), {k: round(v / 2**20, 1) for k, v in r.items()}) for t, r in anon_samples],
         "ed25519_verify_per_s": round(vrate), "verify_bound_tx_s": round(bound),
         "fraction_of_bound": round(committed / elapsed / bound, 3),
+        "page_cache": {k: vm1[k] - vm0[k] for k in vm1 if k in vm0},
         "python": {"executable": sys.executable, "version": sys.version.split()[0],
                    "issue_decodes_per_s": round(prate)},
     }
@@ -412,6 +434,10 @@ def main() -> None:
               f"{ {k: round(v / 2**20) for k, v in after_minute.items()} } -> end { {k: round(v / 2**20) for k, v in end.items()} })")
     print(f"  Ed25519 verify       {vrate:,.0f} /s on one core -> bound {cores} x {vrate:,.0f} / {args.nodes} = {bound:,.0f} tx/s;"
           f" achieved {result['fraction_of_bound'] * 100:.1f} %")
+    if result["page_cache"]:
+        pc = result["page_cache"]
+        print(f"  page cache (machine) {pc.get('disk_read_kb', 0) / 1024:,.1f} MB read from disk, "
+              f"{pc.get('file_refaults', 0):,} file pages read again after eviction, {pc.get('major_faults', 0):,} major faults")
     print(f"  Python work          {prate:,.0f} issue decodes/s on one core, signature not checked"
           f" (Python {result['python']['version']}, {sys.executable})")
     print(f"  not committed        {s.timeouts}; refused {s.refused}")

@@ -47,6 +47,8 @@ from chainvoice.client import NodeClient  # noqa: E402
 from chainvoice.ledger import amounts, calendar  # noqa: E402
 from chainvoice.ledger.transaction import decode, sign  # noqa: E402
 
+from bench_core import rate  # noqa: E402  (sibling script: this directory is on sys.path)
+
 TICK_S = 0.02  # open loop: one batch per node round-robin every tick
 
 
@@ -102,11 +104,8 @@ def verify_rate() -> float:
     key = crypto.SigningKey.generate()
     msg = os.urandom(400)
     sig = key.sign(msg)
-    n = 4000
-    start = time.perf_counter()
-    for _ in range(n):
-        crypto.verify_transaction(key.public_key, msg, sig)  # the check each node makes per transaction
-    return n / (time.perf_counter() - start)
+    # the check each node makes per transaction
+    return rate(lambda: crypto.verify_transaction(key.public_key, msg, sig), 4000)
 
 
 def page_cache_counters() -> dict[str, int]:
@@ -132,11 +131,7 @@ def python_rate(raw: bytes, chain_id: str) -> float:
     verification rate above is C code and does not show it: on 2026-12-06 the same code needed
     ~30 % more CPU per transaction than the day before at the same Ed25519 rate, and this figure
     also tells interpreters apart (pyenv's CPython 3.11.7 ~80,000, Debian's 3.11.2 ~99,000)."""
-    n = 20000
-    start = time.perf_counter()
-    for _ in range(n):
-        decode(raw, chain_id=chain_id, check_signature=False)
-    return n / (time.perf_counter() - start)
+    return rate(lambda: decode(raw, chain_id=chain_id, check_signature=False), 20000)
 
 
 class Workload:

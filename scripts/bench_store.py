@@ -104,6 +104,7 @@ def main() -> None:
         profiler.disable()
         print(f"main thread over the last {args.profile} blocks (cProfile, by own time):")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(18)
+    threads = thread_cpu(store)
     store.close()
     compacted, size = {}, {}
     for db in sorted(d for d in path.iterdir() if (d / "LOG").exists()):
@@ -114,6 +115,25 @@ def main() -> None:
     print(f"CPU: main thread {main_total:.1f} s, process {proc_total:.1f} s (compaction and the writer threads"
           f" ~{proc_total - main_total:.1f} s); compaction output {sum(compacted.values()):,.0f} MB;"
           f" store {sum(size.values()):,.0f} MB ({each})")
+    print("CPU by thread over the whole run (/proc): " + ", ".join(f"{name} {cpu:.1f} s" for name, cpu in threads.items()))
+
+
+def thread_cpu(store: ChainStore) -> dict[str, float]:
+    """CPU seconds of each of the process's threads, by role: the index's and the blocks' writer
+    threads (they fill LevelDB's memtables and wait for synced writes) apart from LevelDB's own
+    background thread (flushes and compaction)."""
+    import os
+    import threading
+    tick = os.sysconf("SC_CLK_TCK")
+    roles = {threading.main_thread().native_id: "main (with signing)", store.kv.writer_thread_id: "index writer",
+             store.blocks.writer_thread_id: "blocks writer"}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        name = roles.get(int(task.name), "LevelDB background and others")
+        out[name] = out.get(name, 0.0) + cpu
+    return out
 
 
 if __name__ == "__main__":

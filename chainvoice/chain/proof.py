@@ -51,11 +51,11 @@ def build_bundle(
     header: Header,
     certificate: CommitCertificate | None,
     node: Callable[[bytes, bytes], bytes | None],
-    value_at: Callable[[bytes, bytes], bytes | None],
+    value_at: Callable[[bytes, bytes, bytes], bytes | None],
 ) -> dict[str, Any]:
     """A bundle for ``number`` at the block ``header`` (whose ``certificate`` commits it).
-    ``node(hash, version)`` reads a tree node, ``value_at(value_hash, version)`` the value its
-    leaf (stored at that version) commits to."""
+    ``node(hash, version)`` reads a tree node, ``value_at(key, value_hash, version)`` the value
+    its leaf (stored at that version) commits to."""
     key = invoice_key(number)
     tree = smt.SparseMerkleTree(_ReadOnlyNodes(node))
     try:
@@ -65,7 +65,7 @@ def build_bundle(
         raise ProofUnavailable(f"state at height {header.height} is not available: {exc}") from None
     value = None
     if leaf is not None:
-        value = value_at(*leaf)
+        value = value_at(key, *leaf)
         if value is None:
             raise ProofUnavailable(f"value of invoice {number} at height {header.height} is not available")
     bundle: dict[str, Any] = {
@@ -86,7 +86,7 @@ def build_bundle(
 def build_consortium_proof(
     genesis: Header,
     node: Callable[[bytes, bytes], bytes | None],
-    value_at: Callable[[bytes, bytes], bytes | None],
+    value_at: Callable[[bytes, bytes, bytes], bytes | None],
 ) -> dict[str, Any]:
     """The consortium as committed in the genesis state, provable against the genesis hash alone:
     ``{header_bytes, value, siblings}``. A verifier who pinned the genesis hash (from the tax
@@ -99,7 +99,7 @@ def build_consortium_proof(
         leaf = tree.find(genesis.state_root, CONSORTIUM_KEY)
     except smt.MissingNodeError as exc:
         raise ProofUnavailable(f"genesis state is not available: {exc}") from None
-    value = None if leaf is None else value_at(*leaf)
+    value = None if leaf is None else value_at(CONSORTIUM_KEY, *leaf)
     if value is None:
         raise ProofUnavailable("the genesis state holds no consortium")
     return {"header_bytes": genesis.encoded.hex(), "value": value.hex(), "siblings": [x.hex() for x in proof.siblings]}

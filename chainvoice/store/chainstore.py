@@ -4,8 +4,9 @@ Layout (one byte prefix per table; heights big-endian so keys sort by height):
 
     m<name>                     meta: tip, genesis hash, safety state
     t<tx_id>                    [height, index] of a committed transaction
-    s<state key>                <height><hash> of the latest state value (under z<height>v)
-    h<number><height><index>    invoice history entry: every transaction naming it, accepted or not
+    s<state key>                <height> of the latest state value (under z<height>v<state key>)
+    h<number><height><index>    invoice history: every transaction naming it, accepted or not
+                                (empty: the entry is the index-th of z<height>x)
     w<holder><number>           wallet: invoices a key currently holds
     e<id>                       consensus evidence (conflicting signed messages)
     a<...>                      audit index for tax supervision (see chainvoice.audit)
@@ -14,14 +15,17 @@ Layout (one byte prefix per table; heights big-endian so keys sort by height):
     z<height>n<node hash>       state-tree node, under the height that wrote it (smt's versions:
                                 a parent names its children's, so no index is needed)
     z<height>r                  receipts of the block, with messages and references
-    z<height>v<value hash>      state value written at that height (the latest, and earlier ones
+    z<height>v<state key>       state value written at that height (the latest, and earlier ones
                                 for proofs). A leaf of the tree stored at version V commits to the
-                                value under z<V>v, so proofs need no index by hash
+                                value of its key under z<V>v, so proofs need no index by hash
+    z<height>x                  history entries of the block's transactions, in block order (one
+                                value a block: LevelDB's cost is per entry as much as per byte)
 
 Everything a block adds for good is under ``z<height>``: the bulk of the store (tree nodes and
 values) is appended at one point, the end of the key space. LevelDB then moves those tables down
 its levels without rewriting them; only the small indexes under random keys (transactions, state
-keys) are merged level after level. (Separate tables per kind, each appended at its own point,
+keys) are merged level after level, so they hold as few bytes as they can: the state index only
+a height, the history only its keys. (Separate tables per kind, each appended at its own point,
 were rewritten at every level: the table file that holds the end of one and the start of the
 next overlaps every new table.)
 
@@ -52,15 +56,29 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 6: what a block adds is keyed height first (format 5 had a table per kind:
-# b, c, r, n<height>, v<height>); 5: no index of values by hash (format 4 wrote ``x<value hash>``);
+# The layout above. 7: ``s`` holds a height and ``h`` nothing, their values moved under ``z``
+# (format 6 kept a value hash in ``s``, keyed values by hash and history entries in ``h``); 6:
+# what a block adds is keyed height first (format 5 had a table per kind: b, c, r, n<height>,
+# v<height>); 5: no index of values by hash (format 4 wrote ``x<value hash>``);
 # 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by
 # height (format 2 keyed them by hash alone, random keys that every compaction rewrote); 2: ``s``
 # holds the value's hash (format 1 stored the value twice).
-FORMAT = b"6"
+FORMAT = b"7"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
+
+
+_NIL = b"\xc0"  # MessagePack nil: no history entry at this position
+
+
+def _array_header(n: int) -> bytes:
+    """The MessagePack header of an array of ``n`` items (whose packed bytes follow)."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _nothing() -> None:
@@ -207,12 +225,12 @@ class ChainStore:
         if value is None:
             value = self._state.get(key)
             if value is None:
-                where = self.kv.get(b"s" + key)  # <height><value hash>
-                if where is None:
+                at = self.kv.get(b"s" + key)  # the height that wrote it
+                if at is None:
                     return None
-                value = self.blocks.get(_added(where[:_H], b"v") + where[_H:])
+                value = self.blocks.get(_added(at, b"v") + key)
                 if value is None:
-                    raise StoreCorrupt(f"state value {where[_H:].hex()} is missing")
+                    raise StoreCorrupt(f"the value of state key {key.hex()} at height {int.from_bytes(at, 'big')} is missing")
                 self._state.put(key, value)
         return value
 
@@ -258,12 +276,10 @@ class ChainStore:
         if genesis_hash is not None:
             puts[_GENESIS] = genesis_hash
             puts[_FORMAT] = FORMAT
-        hashes = commit.value_hashes
         values = _added(hb, b"v")
         for key, value in commit.state_writes.items():
-            value_hash = hashes.get(key) or codec.sha256(value)
-            puts[b"s" + key] = hb + value_hash
-            added[values + value_hash] = value
+            puts[b"s" + key] = hb
+            added[values + key] = value
         nodes = _added(hb, b"n")
         for node_hash, node in commit.nodes.items():
             added[nodes + node_hash] = node
@@ -274,29 +290,33 @@ class ChainStore:
             value = self.state_value(root[1:33])
             if value is None or codec.sha256(value) != root[33:65]:
                 raise StoreCorrupt("the value of the state root's leaf is missing")
-            added[values + root[33:65]] = value
+            added[values + root[1:33]] = value
         wallet: dict[bytes, bool] = {}  # w-key -> present after this block
+        history: list[bytes] = []  # the entries of z<height>x, packed one by one
         for i, (tx, receipt) in enumerate(zip(commit.txs, commit.receipts)):
             # Per-transaction index entries are built in canonical (sorted-key) order and packed
             # directly: this loop runs for every transaction of every block.
             puts[b"t" + tx.tx_id] = codec.encode_sorted([h, i])
             number = tx.number
             if number is None:
+                history.append(_NIL)
                 continue
-            entry = codec.encode_sorted(
-                {"code": receipt.code, "kind": tx.kind, "signer": tx.signer, "status": receipt.status, "tx_id": tx.tx_id})
+            history.append(codec.encode_sorted(
+                {"code": receipt.code, "kind": tx.kind, "signer": tx.signer, "status": receipt.status, "tx_id": tx.tx_id}))
             position = hb + i.to_bytes(_I, "big")
-            puts[b"h" + number.encode() + position] = entry
+            puts[b"h" + number.encode() + position] = b""
             # A rejection that names another invoice (a retried payment pointing at the invoice
             # it already produced) is evidence about that invoice too.
             ref = receipt.reference.get("number") if receipt.reference else None
             if isinstance(ref, str) and ref != number:
-                puts[b"h" + ref.encode() + position] = entry
+                puts[b"h" + ref.encode() + position] = b""
             if receipt.ok and tx.kind == "issue":
                 wallet[b"w" + tx.body["holder"] + number.encode()] = True
             elif receipt.ok and tx.kind == "transfer":
                 wallet[b"w" + tx.signer + number.encode()] = False
                 wallet[b"w" + tx.body["to"] + number.encode()] = True
+        if any(e is not _NIL for e in history):
+            added[_added(hb, b"x")] = _array_header(len(history)) + b"".join(history)
         puts.update(audit.index_updates(commit, self.kv.get, self.state_value))
         deletes = []
         for key, present in wallet.items():
@@ -353,18 +373,27 @@ class ChainStore:
         height, index = codec.decode(raw, canonical=False)
         return height, index
 
-    def value(self, value_hash: bytes, at: bytes) -> bytes | None:
-        """The state value with that hash written at version ``at`` (8 bytes): the one a tree
-        leaf stored at ``at`` commits to (see ``smt.SparseMerkleTree.find``)."""
-        return self.blocks.get(_added(at, b"v") + value_hash)
+    def value(self, key: bytes, value_hash: bytes, at: bytes) -> bytes | None:
+        """The value of state ``key`` with that hash written at version ``at`` (8 bytes): the one
+        a tree leaf stored at ``at`` commits to (see ``smt.SparseMerkleTree.find``); None if no
+        such value was written there."""
+        value = self.blocks.get(_added(at, b"v") + key)
+        return value if value is not None and codec.sha256(value) == value_hash else None
 
     def history(self, number: str) -> list[HistoryEntry]:
         prefix = b"h" + number.encode()
         out = []
-        for key, raw in self.kv.scan(prefix):
-            rest = key[len(prefix):]
-            m: dict[str, Any] = codec.decode(raw, canonical=False)
-            out.append(HistoryEntry(int.from_bytes(rest[:_H], "big"), int.from_bytes(rest[_H:], "big"),
+        entries: dict[bytes, list[Any]] = {}  # height -> its block's entries (read once)
+        for key, _ in self.kv.scan(prefix):
+            at, position = key[len(prefix):len(prefix) + _H], int.from_bytes(key[len(prefix) + _H:], "big")
+            block = entries.get(at)
+            if block is None:
+                raw = self.blocks.get(_added(at, b"x"))
+                block = entries[at] = [] if raw is None else codec.decode(raw, canonical=False)
+            m = block[position] if position < len(block) else None
+            if not isinstance(m, dict):
+                raise StoreCorrupt(f"history entry {number} at height {int.from_bytes(at, 'big')} is missing")
+            out.append(HistoryEntry(int.from_bytes(at, "big"), position,
                                     m["tx_id"], m["kind"], m["signer"], m["status"], m["code"]))
         return out
 

@@ -104,7 +104,7 @@ class BrowserChain:
         header = s.block(0).header
         tree = smt.SparseMerkleTree(type("RO", (), {"get": staticmethod(s.node), "put_many": None})())
         proof = tree.prove(header.state_root, CONSORTIUM_KEY)
-        value = s.value(*tree.find(header.state_root, CONSORTIUM_KEY))
+        value = s.value(CONSORTIUM_KEY, *tree.find(header.state_root, CONSORTIUM_KEY))
         return {"header_bytes": header.encoded.hex(), "value": value.hex(), "siblings": [x.hex() for x in proof.siblings]}
 
     def state(self, number: str) -> dict[str, Any] | None:

@@ -76,9 +76,11 @@ def test_build_check_commit_and_reopen():
     assert store_a.wallet(key_of("alice").public_key) == ["26440000000000000001", "26440000000000000002"]
     assert [e.kind for e in store_a.history("26440000000000000001")] == ["issue"]
     # index entries are packed directly on the hot path: they must still be canonical encodings
-    for prefix in (b"t", b"h"):
+    # (history entries live under the block's height; the ``h`` index holds only their keys)
+    for prefix in (b"t", b"z" + (1).to_bytes(8, "big") + b"x"):  # the block's entries: one array
         entries = list(kv_a.scan(prefix))
         assert entries and all(codec.encode(codec.decode(v)) == v for _, v in entries)
+    assert all(v == b"" for _, v in kv_a.scan(b"h"))
     # a replay is left out of the next block
     cand2, skipped2 = a.build([t1], T0 + 1000, "node0")
     assert cand2.block.header.tx_count == 0 and skipped2[0][1] == "already committed"
@@ -169,15 +171,16 @@ def test_state_values_are_appended_by_height_and_found_through_the_tree():
         root = reopened.block(height).header.state_root
         value_hash, at = tree.find(root, invoice_key(number), height)
         assert at == smt.version(height)  # each block rewrote the invoice
-        assert reopened.value(value_hash, at) == versions[height - 1]
+        assert reopened.value(invoice_key(number), value_hash, at) == versions[height - 1]
         # A later block's tree still names the leaf of the value it holds.
         if height < tip:
-            assert reopened.value(value_hash, smt.version(height + 1)) is None
+            assert reopened.value(invoice_key(number), value_hash, smt.version(height + 1)) is None
     # The consortium's leaf has not been rewritten since genesis: found at version 0 from the tip.
     value_hash, at = tree.find(reopened.block(tip).header.state_root, CONSORTIUM_KEY, tip)
     assert at == smt.version(0)
-    assert reopened.value(value_hash, at) == genesis_commit(g).state_writes[CONSORTIUM_KEY]
-    assert reopened.value(b"\x01" * 32, smt.version(tip)) is None
+    assert reopened.value(CONSORTIUM_KEY, value_hash, at) == genesis_commit(g).state_writes[CONSORTIUM_KEY]
+    assert reopened.value(CONSORTIUM_KEY, b"\x01" * 32, smt.version(tip)) is None
+    assert reopened.value(invoice_key(number), value_hash, smt.version(tip)) is None
 
 
 def test_check_refuses_tampered_blocks():
@@ -301,7 +304,7 @@ def test_a_one_key_state_copied_forward_stays_provable_at_the_later_height():
     tree = smt.SparseMerkleTree(type("Nodes", (), {"get": staticmethod(store.node)})())
     value_hash, at = tree.find(cand.block.header.state_root, CONSORTIUM_KEY, 1)
     assert at == smt.version(1)
-    assert store.value(value_hash, at) == genesis_commit(g).state_writes[CONSORTIUM_KEY]
+    assert store.value(CONSORTIUM_KEY, value_hash, at) == genesis_commit(g).state_writes[CONSORTIUM_KEY]
 
 
 def test_commits_not_yet_written_are_read_as_committed():
@@ -331,3 +334,33 @@ def test_commits_not_yet_written_are_read_as_committed():
     store.save_commit(second)
     pending.settle()
     assert pending.has_tx(moved.tx_id) and pending.state_value(invoice_key(n)) == second.state_writes[invoice_key(n)]
+
+
+def test_history_lists_every_transaction_naming_an_invoice_from_a_cold_store():
+    """The ``h`` index holds only keys; each block's entries are one array under its height.
+    Positions past the 16 items of a short MessagePack array, accepted and rejected transactions,
+    and several blocks all read back after reopening with cold caches."""
+    g = make_genesis()
+    kv = MemoryKeyValue()
+    chain, store = open_chain(g, kv)
+    numbers = [f"264400000000000001{i:02d}" for i in range(20)]
+    blocks = [[issue_tx(n) for n in numbers],
+              [tx("alice", "transfer", {"number": numbers[17], "to": key_of("bob").public_key}), issue_tx(numbers[3])]]
+    for i, txs in enumerate(blocks):
+        cand, skipped = chain.build(txs, T0 + i, "node0")
+        assert not skipped
+        store.save_commit(chain.commit(cand, certify(g, cand.block)))
+    reopened = ChainStore(kv)
+    reopened.open(g)
+    assert [(e.height, e.index, e.kind, e.status, e.tx_id) for e in reopened.history(numbers[17])] == [
+        (1, 17, "issue", "ok", blocks[0][17].tx_id), (2, 0, "transfer", "ok", blocks[1][0].tx_id)]
+    assert [(e.height, e.index, e.status, e.code) for e in reopened.history(numbers[3])] == [
+        (1, 3, "ok", ""), (2, 1, "rejected", "DUPLICATE_NUMBER")]
+    assert reopened.history("26440000000000009999") == []
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 65535, 65536])
+def test_history_array_header_is_messagepacks(n):
+    from chainvoice.store.chainstore import _NIL, _array_header
+
+    assert _array_header(n) + _NIL * n == codec.encode([None] * n)

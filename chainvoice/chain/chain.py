@@ -49,7 +49,6 @@ class Candidate:
     receipts: tuple[Receipt, ...]
     state_writes: dict[bytes, bytes]
     nodes: dict[bytes, bytes]
-    value_hashes: dict[bytes, bytes] = field(default_factory=dict)  # state key -> SHA-256 of its new value
 
     @property
     def hash(self) -> bytes:
@@ -66,9 +65,6 @@ class BlockCommit:
     receipts: tuple[Receipt, ...]
     state_writes: dict[bytes, bytes]  # state key -> new value
     nodes: dict[bytes, bytes] = field(default_factory=dict)  # new state-tree nodes
-    # SHA-256 of each new value, as the state tree took them (so the store need not hash again);
-    # a key missing here is hashed by the store.
-    value_hashes: dict[bytes, bytes] = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -188,7 +184,7 @@ class Chain:
         assert candidate.block.header.prev_hash == self.tip.hash, "commit must extend the tip"
         self.tip = candidate.block.header
         return BlockCommit(candidate.block, certificate, candidate.txs, candidate.receipts,
-                           candidate.state_writes, candidate.nodes, candidate.value_hashes)
+                           candidate.state_writes, candidate.nodes)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -206,7 +202,7 @@ class Chain:
             receipts_root=merkle.root([r.leaf() for r in result.receipts]), state_root=state_root,
         )
         block = given if given is not None and given.header == header else Block(header, tuple(raws))
-        return Candidate(block, tuple(result.txs), tuple(result.receipts), writes, nodes, value_hashes)
+        return Candidate(block, tuple(result.txs), tuple(result.receipts), writes, nodes)
 
 
 def decode_batch(raws: Iterable[bytes], chain_id: str) -> tuple[list[Transaction], list[tuple[bytes, MalformedTransaction]]]:

@@ -9,6 +9,12 @@ compaction, whose output (MB, from LevelDB's own LOG) is printed at the end.
     python scripts/bench_store.py --blocks 100 [--block-txs 2000] [--write-buffer-mb 64] [--dir D]
 
 Each block holds half new issues and half transfers of the previous block's invoices.
+
+The process runs with a node's runtime settings (``chainvoice.runtime``: the fixed mmap threshold,
+and the garbage collector's thresholds, applied after signing so the signed transactions are
+frozen out of its sight). With CPython's defaults, full collections over the ~800,000 signed
+transactions a node never holds at once were charged to whatever allocated next (cProfile put
+25.7 µs of own time on each ``Invoice.from_map``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from chainvoice.chain.block import CommitCertificate, Vote, sign_commit  # noqa:
 from chainvoice.chain.chain import Chain  # noqa: E402
 from chainvoice.ledger import amounts  # noqa: E402
 from chainvoice.ledger.transaction import Transaction, sign  # noqa: E402
+from chainvoice.runtime import tune_allocator, tune_gc  # noqa: E402
 from chainvoice.sim.cast import T0, actor_key, make_genesis, node_key, tax_id  # noqa: E402
 from chainvoice.store.chainstore import ChainStore  # noqa: E402
 from chainvoice.store.leveldb import LevelDBKeyValue, open_node_store  # noqa: E402
@@ -44,6 +51,7 @@ def main() -> None:
                     help="profile the main thread over the last N blocks (cProfile) and print where it went")
     args = ap.parse_args()
 
+    tune_allocator()  # as a node does, before its store opens
     genesis = make_genesis(4)
     path = Path(args.dir or tempfile.mkdtemp(prefix="cv-bench-store-"))
     store = ChainStore(*open_node_store(path, 0, 1, write_buffer_bytes=args.write_buffer_mb << 20))
@@ -74,6 +82,7 @@ def main() -> None:
             txs += [signed(alice, "transfer", {"number": number((b - 1) * half + j), "to": acme.public_key})
                     for j in range(half)]
         blocks.append(txs)
+    tune_gc()  # as a node does at start; freezes the signed transactions too
 
     print(f"store {path}, memtable {args.write_buffer_mb} MB", flush=True)
     main_total = proc_total = 0.0

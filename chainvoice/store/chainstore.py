@@ -56,14 +56,15 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 7: ``s`` holds a height and ``h`` nothing, their values moved under ``z``
+# The layout above. 8: the state tree's nodes are stored in entries of several levels
+# (``smt.LEVELS_PER_ENTRY``; format 7 stored each node on its own); 7: ``s`` holds a height and ``h`` nothing, their values moved under ``z``
 # (format 6 kept a value hash in ``s``, keyed values by hash and history entries in ``h``); 6:
 # what a block adds is keyed height first (format 5 had a table per kind: b, c, r, n<height>,
 # v<height>); 5: no index of values by hash (format 4 wrote ``x<value hash>``);
 # 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by
 # height (format 2 keyed them by hash alone, random keys that every compaction rewrote); 2: ``s``
 # holds the value's hash (format 1 stored the value twice).
-FORMAT = b"7"
+FORMAT = b"8"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -148,8 +149,12 @@ class _ReadCache:
         return value
 
 
-# Tree nodes per cache generation (~200 B each with dict overhead; two generations: up to ~80 MB).
-NODE_CACHE_ENTRIES = 200_000
+# State tree entries per cache generation (``smt.LEVELS_PER_ENTRY`` levels each: ~490 B with the
+# dict's overhead). NOT SETTLED: with 80,000 and with 60,000 a node's own memory (RssAnon) still
+# grew +11.6-15.4 % and +7.8-13.1 % from 1 to 10 min at 1,000 tx/s (scripts/bench.py --rate 1000
+# --duration 600), against +5.7-6.2 % for single-node entries and 200,000; see
+# docs/performance.md.
+NODE_CACHE_ENTRIES = 60_000
 # Latest state values per generation (invoices and members being worked on; ~600 B each).
 STATE_CACHE_ENTRIES = 20_000
 

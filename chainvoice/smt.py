@@ -27,6 +27,17 @@ without any index, and the nodes of one update are written together under one ve
 Diem's Jellyfish Merkle tree does) instead of scattered over a hash-ordered key space. Nothing is
 overwritten or pruned, so every root ever produced stays readable and provable.
 
+Entries of several levels: the store holds *entries*, not single nodes. A leaf, and an internal
+node at a depth that is a multiple of ``LEVELS_PER_ENTRY``, has an entry of its own (under its
+version and hash); an internal node at any other depth lives inside the entry of the nearest
+such ancestor. Above the deepest level of an entry, a node's stored bytes are followed by a flags
+byte (bit 0: the left child is an internal node stored here, bit 1: the right one) and then
+those children's stored bytes (each the same way), left first. So one read brings
+``LEVELS_PER_ENTRY`` levels of a path, and an update writes that many times fewer entries; what
+it pays is copying an unchanged sibling's few nodes into the rewritten entry. An entry's first 81
+bytes are its root node's stored bytes, so reading a node's hash and children is the same for
+every node, inside an entry or not.
+
 API::
 
     EMPTY: bytes
@@ -39,6 +50,8 @@ API::
     class NodeStore(Protocol):                          # get(h, version) -> bytes | None
                                                         # put_many({h: stored bytes}, version)
     MemoryNodeStore()                                   # a dict by hash (versions not needed)
+    LEVELS_PER_ENTRY                                    # tree levels per stored entry
+    inline_children(stored, depth % LEVELS_PER_ENTRY)   # (left, right) stored inside, or None
 
     tree = SparseMerkleTree(store)
     tree.update(root, {key: value_hash | None}, at=V, root_at=R) -> (new_root, new_nodes)
@@ -81,6 +94,17 @@ NODE_BYTES = 1 + 2 * HASH_BYTES  # 65: tag + key + value_hash, or tag + left + r
 VERSION_BYTES = 8
 # An internal node as stored: the preimage, then its children's versions.
 STORED_NODE_BYTES = NODE_BYTES + 2 * VERSION_BYTES  # 81
+# Entries (see the module's docstring): a node above an entry's deepest level is stored as its
+# stored bytes, a flags byte, then the stored bytes of each child that is an internal node (bit
+# 0 the left, bit 1 the right). Three levels per entry: with 1,000,000 invoices preloaded the
+# network committed more with 3 than with 2 or 4 (one pair each), and more with 2 than with
+# single nodes (two alternating pairs; scripts/bench.py --preload 1000000, 2026-12-07; figures
+# in docs/performance.md of main).
+_WITH_FLAGS = STORED_NODE_BYTES + 1
+LEVELS_PER_ENTRY = 3
+assert LEVELS_PER_ENTRY >= 2
+_LAST = LEVELS_PER_ENTRY - 1  # depth % LEVELS_PER_ENTRY of an entry's deepest level
+_FLAGS = (b"\x00", b"\x01", b"\x02", b"\x03")
 # The version beside an EMPTY child (never read).
 _NO_VERSION = b"\x00" * VERSION_BYTES
 
@@ -135,9 +159,10 @@ def state_key(prefix: bytes, ident: bytes) -> bytes:
 
 
 class NodeStore(Protocol):
-    """Tree nodes by (version, hash). ``get(h, at)`` is the node with hash ``h`` stored at version
-    ``at`` (8 bytes); ``put_many(nodes, at)`` stores ``{hash: stored bytes}`` at version ``at``.
-    A hash always names the same preimage, so any order and repetition of writes is harmless."""
+    """Tree entries by (version, hash). ``get(h, at)`` is the entry (see the module's docstring)
+    whose top node has hash ``h``, stored at version ``at`` (8 bytes); ``put_many(entries, at)``
+    stores ``{hash: entry}`` at version ``at``. A hash always names the same preimage, so any
+    order and repetition of writes is harmless."""
 
     def get(self, node_hash: bytes, at: bytes) -> bytes | None: ...
 
@@ -317,7 +342,7 @@ class SparseMerkleTree:
 
         All writes go in one top-down pass: keys are sorted, partitioned by bit at each depth, and
         each node of the old tree is read at most once. Returns ``(new_root, new_nodes)``, where
-        ``new_nodes`` maps hash -> stored bytes of every node stored at version ``at``; they are
+        ``new_nodes`` maps hash -> entry of every entry stored at version ``at``; they are
         also written to the store with one ``put_many``. Deleting an absent key changes nothing.
 
         The new root (unless EMPTY) is always among them, even when it is an older node (no
@@ -342,9 +367,9 @@ class SparseMerkleTree:
         if not items:
             new_root, new_root_at = root, version(root_at)
         elif len(items) == 1:
-            new_root, _, new_root_at = batch.apply_one(root, version(root_at), 0, 0)
+            new_root, _, new_root_at, _ = batch.apply_one(root, version(root_at), 0, 0, None)
         else:
-            new_root, _, new_root_at = batch.apply(root, version(root_at), 0, 0, len(items))
+            new_root, _, new_root_at, _ = batch.apply(root, version(root_at), 0, 0, len(items), None)
         if new_root != EMPTY and new_root_at != at_bytes:
             batch.new_nodes[new_root] = batch.load(new_root, new_root_at)
         if batch.new_nodes:
@@ -387,23 +412,28 @@ class SparseMerkleTree:
         h = root
         at = version(root_at)
         depth = 0
+        inline = None  # an internal node's stored bytes when it lives inside its parent's
         while h != EMPTY:
-            node = get(h, at)
+            node = inline or get(h, at)
             if node is None:
                 raise MissingNodeError(h)
             if node[0] == 0:
                 return depth, node, at
             assert depth < KEY_BITS, "internal node below depth 255: corrupt store"
+            r = depth % LEVELS_PER_ENTRY
+            li, ri = (None, None) if r == _LAST else inline_children(node, r)
             if (k >> (255 - depth)) & 1:
                 if siblings is not None:
                     siblings.append(node[1:33])
                 h = node[33:65]
                 at = node[73:81]
+                inline = ri
             else:
                 if siblings is not None:
                     siblings.append(node[33:65])
                 h = node[1:33]
                 at = node[65:73]
+                inline = li
             depth += 1
         return depth, None, at
 
@@ -417,6 +447,34 @@ def _check_hash(b: Any, what: str) -> None:
         raise ValueError(f"{what} must be {HASH_BYTES} bytes, got {type(b).__name__}")
 
 
+def inline_children(entry: bytes, r: int) -> tuple[bytes | None, bytes | None]:
+    """The inline children (left, right) of a node at a depth ``r`` mod LEVELS_PER_ENTRY
+    (< _LAST), from its stored bytes with their flags: each child that is an internal node is
+    stored inside it, or None."""
+    if len(entry) == _WITH_FLAGS:
+        return None, None
+    flags = entry[STORED_NODE_BYTES]
+    if flags == 3:
+        n = _inline_length(entry, _WITH_FLAGS, r + 1)
+        return entry[_WITH_FLAGS:_WITH_FLAGS + n], entry[_WITH_FLAGS + n:]
+    if flags == 1:
+        return entry[_WITH_FLAGS:], None
+    return None, entry[_WITH_FLAGS:]
+
+
+def _inline_length(entry: bytes, at: int, r: int) -> int:
+    """The length of the inline node starting at ``at`` (at a depth ``r`` mod LEVELS_PER_ENTRY)."""
+    if r == _LAST:
+        return STORED_NODE_BYTES
+    flags = entry[at + STORED_NODE_BYTES]
+    n = _WITH_FLAGS
+    if flags & 1:
+        n += _inline_length(entry, at + n, r + 1)
+    if flags & 2:
+        n += _inline_length(entry, at + n, r + 1)
+    return n
+
+
 class _Batch:
     """One batched update: the sorted writes and the nodes created so far.
 
@@ -424,9 +482,12 @@ class _Batch:
     lists; a subtree's writes are always a contiguous range ``[lo, hi)`` of them, split at each
     depth by bisecting for the first key whose bit at that depth is 1.
 
-    Every subtree is handled as (hash, version): the version its node is stored at, read from its
-    parent's stored bytes on the way down. A result is ``(hash, kind, version)``: an untouched or
-    lifted subtree keeps its old version, a rebuilt one has the batch's ``at``.
+    Every subtree is handled as (hash, version, inline): the version its node is stored at, read
+    from its parent's stored bytes on the way down, and for an internal node without an entry of
+    its own (not at a multiple of LEVELS_PER_ENTRY) its stored bytes, taken from its parent's. A
+    result is
+    ``(hash, kind, version, inline)``: an untouched or lifted subtree keeps its old version, a
+    rebuilt one has the batch's ``at``.
     """
 
     def __init__(
@@ -452,12 +513,40 @@ class _Batch:
             raise MissingNodeError(h)
         return node
 
-    def apply(self, h: bytes, hv: bytes, depth: int, lo: int, hi: int) -> tuple[bytes, int, bytes]:
-        """New (hash, kind, version) of the subtree ``h`` (version ``hv``) at ``depth`` after
-        >= 2 writes ``[lo, hi)``."""
+    def make(self, depth: int, left: bytes, lv: bytes, li: bytes | None, right: bytes, rv: bytes,
+             ri: bytes | None) -> tuple[bytes, bytes | None]:
+        """A new internal node at ``depth``: (hash, its stored bytes if it lives inside its
+        parent, else None). A node at a multiple of LEVELS_PER_ENTRY is stored as an entry, with
+        the internal nodes of the levels below it inside."""
+        node = _NODE_TAG + left + right
+        h = _sha256(node).digest()
+        stored = node + lv + rv
+        r = depth % LEVELS_PER_ENTRY
+        if r == _LAST:
+            return h, stored
+        if li is None:
+            stored = stored + _FLAGS[0] if ri is None else stored + _FLAGS[2] + ri
+        else:
+            stored = stored + _FLAGS[1] + li if ri is None else stored + _FLAGS[3] + li + ri
+        if r:
+            return h, stored
+        self.new_nodes[h] = stored
+        return h, None
+
+    def kind_of(self, h: bytes, hv: bytes, inline: bytes | None, depth: int) -> int:
+        """Leaf or internal node, for a non-EMPTY subtree at ``depth`` the batch did not touch."""
+        if depth % LEVELS_PER_ENTRY:
+            return _K_LEAF if inline is None else _K_NODE
+        return _K_LEAF if self.load(h, hv)[0] == 0 else _K_NODE
+
+    def apply(self, h: bytes, hv: bytes, depth: int, lo: int, hi: int,
+              inline: bytes | None) -> tuple[bytes, int, bytes, bytes | None]:
+        """New (hash, kind, version, inline) of the subtree ``h`` (version ``hv``; its stored
+        bytes ``inline`` if it lives in its parent's entry) at ``depth`` after >= 2 writes
+        ``[lo, hi)``."""
         if h == EMPTY:
             return self.build_from(depth, lo, hi, None)
-        node = self.hot_get(h) or self.get(h, hv)
+        node = inline or self.hot_get(h) or self.get(h, hv)
         if node is None:
             raise MissingNodeError(h)
         if node[0] == 0:
@@ -470,47 +559,48 @@ class _Batch:
         old_right = right = node[33:65]
         lv = node[65:73]
         rv = node[73:81]
+        r = depth % LEVELS_PER_ENTRY
+        li, ri = (None, None) if r == _LAST else inline_children(node, r)
         lk = rk = _K_UNKNOWN
-        depth += 1
+        below = depth + 1
         if mid - lo == 1:
-            left, lk, lv = self.apply_one(left, lv, depth, lo)
+            left, lk, lv, li = self.apply_one(left, lv, below, lo, li)
         elif mid > lo:
-            left, lk, lv = self.apply(left, lv, depth, lo, mid)
+            left, lk, lv, li = self.apply(left, lv, below, lo, mid, li)
         if hi - mid == 1:
-            right, rk, rv = self.apply_one(right, rv, depth, mid)
+            right, rk, rv, ri = self.apply_one(right, rv, below, mid, ri)
         elif mid < hi:
-            right, rk, rv = self.apply(right, rv, depth, mid, hi)
+            right, rk, rv, ri = self.apply(right, rv, below, mid, hi, ri)
         if left == old_left and right == old_right:
-            return h, _K_NODE, hv  # nothing changed below: no node to rewrite
+            return h, _K_NODE, hv, inline  # nothing changed below: no node to rewrite
         if left == EMPTY or right == EMPTY:
-            return self.join(left, lk, lv, right, rk, rv)
-        node = _NODE_TAG + left + right
-        h = _sha256(node).digest()
-        self.new_nodes[h] = node + lv + rv
-        return h, _K_NODE, self.at
+            return self.join(depth, left, lk, lv, li, right, rk, rv, ri)
+        h, made = self.make(depth, left, lv, li, right, rv, ri)
+        return h, _K_NODE, self.at, made
 
-    def join(self, left: bytes, lk: int, lv: bytes, right: bytes, rk: int, rv: bytes) -> tuple[bytes, int, bytes]:
-        """The canonical parent of two subtrees: a lone leaf beside EMPTY is lifted (SPEC §5)."""
+    def join(self, depth: int, left: bytes, lk: int, lv: bytes, li: bytes | None, right: bytes, rk: int,
+             rv: bytes, ri: bytes | None) -> tuple[bytes, int, bytes, bytes | None]:
+        """The canonical node at ``depth`` over two subtrees: a lone leaf beside EMPTY is lifted
+        (SPEC §5)."""
         if left == EMPTY:
             if right == EMPTY:
-                return EMPTY, _K_EMPTY, _NO_VERSION
+                return EMPTY, _K_EMPTY, _NO_VERSION, None
             if rk == _K_UNKNOWN:
-                rk = _K_LEAF if self.load(right, rv)[0] == 0 else _K_NODE
+                rk = self.kind_of(right, rv, ri, depth + 1)
             if rk == _K_LEAF:
-                return right, _K_LEAF, rv
+                return right, _K_LEAF, rv, None
         elif right == EMPTY:
             if lk == _K_UNKNOWN:
-                lk = _K_LEAF if self.load(left, lv)[0] == 0 else _K_NODE
+                lk = self.kind_of(left, lv, li, depth + 1)
             if lk == _K_LEAF:
-                return left, _K_LEAF, lv
-        node = _NODE_TAG + left + right
-        h = _sha256(node).digest()
-        self.new_nodes[h] = node + lv + rv
-        return h, _K_NODE, self.at
+                return left, _K_LEAF, lv, None
+        h, made = self.make(depth, left, lv, li, right, rv, ri)
+        return h, _K_NODE, self.at, made
 
-    def apply_one(self, h: bytes, hv: bytes, depth: int, i: int) -> tuple[bytes, int, bytes]:
-        """One write into subtree ``h`` (version ``hv``): walk down to a leaf or EMPTY, replace
-        it, fold back up.
+    def apply_one(self, h: bytes, hv: bytes, depth: int, i: int,
+                  inline: bytes | None) -> tuple[bytes, int, bytes, bytes | None]:
+        """One write into subtree ``h`` (version ``hv``, stored bytes ``inline`` if it lives in
+        its parent's entry): walk down to a leaf or EMPTY, replace it, fold back up.
 
         Most writes of a block end up alone in their subtree a few levels down, so this path is
         the hot one; it avoids recursion and bisection.
@@ -518,30 +608,38 @@ class _Batch:
         k = self.keys[i]
         get = self.get
         hot_get = self.hot_get
-        h0, hv0 = h, hv
+        h0, hv0, inline0 = h, hv, inline
         at = self.at
         # What each internal node on the way down contributes to its rebuilt version, as
-        # (sibling part, sibling version): for a step right (bit 1) its first 33 bytes (tag + left
-        # child), so the new node is that + the new right child; for a step left (bit 0) its right
-        # child (32 bytes), the new node being tag + new left + that. The length of the part tells
-        # the two apart on the way back up.
-        path: list[tuple[bytes, bytes]] = []
+        # (sibling part, sibling version, sibling inline): for a step right (bit 1) its first 33
+        # bytes (tag + left child), so the new node is that + the new right child; for a step
+        # left (bit 0) its right child (32 bytes), the new node being tag + new left + that. The
+        # length of the part tells the two apart on the way back up. The sibling's inline bytes
+        # are its stored bytes if it is an internal node inside this node's entry.
+        path: list[tuple[bytes, bytes, bytes | None]] = []
         append = path.append
         shift = 255 - depth  # bit `depth` of k is (k >> shift) & 1
         while h != EMPTY:
-            bottom = hot_get(h) or get(h, hv)
+            bottom = inline or hot_get(h) or get(h, hv)
             if bottom is None:
                 raise MissingNodeError(h)
             if bottom[0] == 0:
                 break  # a leaf
+            r = (255 - shift) % LEVELS_PER_ENTRY
+            if r == _LAST:
+                li = ri = None  # its children are entries of their own
+            else:
+                li, ri = inline_children(bottom, r)
             if k >> shift & 1:
-                append((bottom[:33], bottom[65:73]))
+                append((bottom[:33], bottom[65:73], li))
                 h = bottom[33:65]
                 hv = bottom[73:81]
+                inline = ri
             else:
-                append((bottom[33:65], bottom[73:81]))
+                append((bottom[33:65], bottom[73:81], ri))
                 h = bottom[1:33]
                 hv = bottom[65:73]
+                inline = li
             shift -= 1
         else:
             bottom = None  # an empty slot
@@ -550,9 +648,10 @@ class _Batch:
         vh = self.values[i]
         new_nodes = self.new_nodes
         cur_v = at
+        cur_i = None
         if bottom is None:
             if vh is None:
-                return h0, (_K_NODE if path else _K_EMPTY), hv0  # deleting an absent key
+                return h0, (_K_NODE if path else _K_EMPTY), hv0, inline0  # deleting an absent key
             leaf = _LEAF_TAG + kb + vh
             cur = _sha256(leaf).digest()
             new_nodes[cur] = leaf
@@ -564,18 +663,18 @@ class _Batch:
                 cur_v = _NO_VERSION
             else:
                 if bottom[33:65] == vh:
-                    return h0, (_K_NODE if path else _K_LEAF), hv0  # unchanged value
+                    return h0, (_K_NODE if path else _K_LEAF), hv0, inline0  # unchanged value
                 leaf = _LEAF_TAG + kb + vh
                 cur = _sha256(leaf).digest()
                 new_nodes[cur] = leaf
                 kind = _K_LEAF
         else:  # another key's leaf occupies the slot: both go under a new subtree here
             if vh is None:
-                return h0, (_K_NODE if path else _K_LEAF), hv0
+                return h0, (_K_NODE if path else _K_LEAF), hv0, inline0
             leaf = _LEAF_TAG + kb + vh
             mine = _sha256(leaf).digest()
             new_nodes[mine] = leaf
-            cur = self.pair(255 - shift, k, mine, int.from_bytes(bottom[1:33], "big"), h, hv)
+            cur, cur_i = self.pair(255 - shift, k, mine, int.from_bytes(bottom[1:33], "big"), h, hv)
             kind = _K_NODE
 
         # Fold back up to `depth`. While the new subtree is EMPTY or a lone leaf (after a delete,
@@ -583,12 +682,12 @@ class _Batch:
         # sibling, every level above is a new internal node: just rehash.
         j = len(path)
         while j and kind != _K_NODE:
-            part, part_v = path[j - 1]
+            part, part_v, part_i = path[j - 1]
             s = part[1:] if len(part) == 33 else part
             if s == EMPTY:
                 j -= 1
                 continue  # EMPTY or a lone leaf beside EMPTY rises a level unchanged
-            if kind == _K_EMPTY and self.load(s, part_v)[0] == 0:
+            if kind == _K_EMPTY and self.kind_of(s, part_v, part_i, depth + j) == _K_LEAF:
                 cur = s  # the sibling leaf is now alone here: lift it, with its version
                 cur_v = part_v
                 kind = _K_LEAF
@@ -599,56 +698,67 @@ class _Batch:
         if path:
             kind = _K_NODE
         sha = _sha256
-        for part, part_v in reversed(path):
+        flags = _FLAGS
+        levels = LEVELS_PER_ENTRY
+        last = _LAST
+        d = depth + j  # the depth of `cur`
+        for part, part_v, part_i in reversed(path):
+            d -= 1
             if len(part) == 33:
                 node = part + cur
                 stored = node + part_v + cur_v
+                li, ri = part_i, cur_i
             else:
                 node = _NODE_TAG + cur + part
                 stored = node + cur_v + part_v
+                li, ri = cur_i, part_i
             cur = sha(node).digest()
-            new_nodes[cur] = stored
             cur_v = at
-        return cur, kind, cur_v
+            r = d % levels
+            if r == last:
+                cur_i = stored
+                continue
+            if li is None:
+                stored = stored + flags[0] if ri is None else stored + flags[2] + ri
+            else:
+                stored = stored + flags[1] + li if ri is None else stored + flags[3] + li + ri
+            if r:
+                cur_i = stored
+                continue
+            cur_i = None
+            new_nodes[cur] = stored
+        return cur, kind, cur_v, cur_i
 
-    def pair(self, depth: int, k1: int, h1: bytes, k2: int, h2: bytes, v2: bytes) -> bytes:
+    def pair(self, depth: int, k1: int, h1: bytes, k2: int, h2: bytes, v2: bytes) -> tuple[bytes, bytes | None]:
         """The subtree at ``depth`` holding exactly the two leaves ``h1`` (key k1, new) and ``h2``
         (key k2, stored at ``v2``), which share their first ``depth`` bits: an internal node where
-        they split, and above it one internal node with an EMPTY child per shared bit."""
+        they split, and above it one internal node with an EMPTY child per shared bit. Returns
+        (hash, inline bytes) as ``make`` does."""
         split = KEY_BITS - (k1 ^ k2).bit_length()  # first bit where they differ
         assert depth <= split < KEY_BITS
         at = self.at
         if (k1 >> (255 - split)) & 1:
-            node = _NODE_TAG + h2 + h1
-            versions = v2 + at
+            top = self.make(split, h2, v2, None, h1, at, None)
         else:
-            node = _NODE_TAG + h1 + h2
-            versions = at + v2
-        return self.chain(node, versions, k1, split, depth)
+            top = self.make(split, h1, at, None, h2, v2, None)
+        return self.chain(top, k1, split, depth)
 
-    def chain(self, node: bytes, versions: bytes, k: int, split: int, depth: int) -> bytes:
-        """Store ``node`` (at depth ``split``, its children at ``versions``) and wrap it in
-        single-child parents up to ``depth``, following the bits of ``k``; return the top hash."""
-        sha = _sha256
-        new_nodes = self.new_nodes
-        cur = sha(node).digest()
-        new_nodes[cur] = node + versions
-        below = _NO_VERSION + self.at
-        above = self.at + _NO_VERSION
+    def chain(self, top: tuple[bytes, bytes | None], k: int, split: int, depth: int) -> tuple[bytes, bytes | None]:
+        """Wrap the node ``top`` (hash, inline) made at depth ``split`` in single-child parents up
+        to ``depth``, following the bits of ``k``; return the top (hash, inline)."""
+        cur, cur_i = top
+        at = self.at
+        make = self.make
         for d in range(split - 1, depth - 1, -1):
             if (k >> (255 - d)) & 1:
-                node = _NODE_TAG + EMPTY + cur
-                versions = below
+                cur, cur_i = make(d, EMPTY, _NO_VERSION, None, cur, at, cur_i)
             else:
-                node = _NODE_TAG + cur + EMPTY
-                versions = above
-            cur = sha(node).digest()
-            new_nodes[cur] = node + versions
-        return cur
+                cur, cur_i = make(d, cur, at, cur_i, EMPTY, _NO_VERSION, None)
+        return cur, cur_i
 
     def build_from(
         self, depth: int, lo: int, hi: int, leaf: bytes | None
-    ) -> tuple[bytes, int, bytes]:
+    ) -> tuple[bytes, int, bytes, bytes | None]:
         """Subtree at ``depth`` that was EMPTY or the single leaf ``leaf``, after writes [lo, hi)."""
         keys = self.keys[lo:hi]
         key_bytes = self.key_bytes[lo:hi]
@@ -668,13 +778,14 @@ class _Batch:
             values = [values[i] for i in live]
         n = len(keys)
         if n == 0:
-            return EMPTY, _K_EMPTY, _NO_VERSION
+            return EMPTY, _K_EMPTY, _NO_VERSION, None
         if n == 1:
             node = _LEAF_TAG + key_bytes[0] + values[0]  # type: ignore[operator]
             h = _sha256(node).digest()
             self.new_nodes[h] = node
-            return h, _K_LEAF, self.at
-        return self.build(keys, key_bytes, values, 0, n, depth), _K_NODE, self.at  # type: ignore[arg-type]
+            return h, _K_LEAF, self.at, None
+        h, made = self.build(keys, key_bytes, values, 0, n, depth)  # type: ignore[arg-type]
+        return h, _K_NODE, self.at, made
 
     def build(
         self,
@@ -684,18 +795,19 @@ class _Batch:
         lo: int,
         hi: int,
         depth: int,
-    ) -> bytes:
+    ) -> tuple[bytes, bytes | None]:
         """Fresh subtree at ``depth`` of the >= 1 live entries [lo, hi) (all share ``depth`` bits);
-        every node in it is new (version ``at``)."""
+        every node in it is new (version ``at``). Returns (hash, inline bytes) as ``make`` does."""
         if hi - lo == 1:
             node = _LEAF_TAG + key_bytes[lo] + values[lo]
             h = _sha256(node).digest()
             self.new_nodes[h] = node
-            return h
+            return h, None
         first = keys[lo]
         split = KEY_BITS - (first ^ keys[hi - 1]).bit_length()
         shift = 255 - split
         mid = bisect_left(keys, ((first >> shift) | 1) << shift, lo, hi)
-        left = self.build(keys, key_bytes, values, lo, mid, split + 1)
-        right = self.build(keys, key_bytes, values, mid, hi, split + 1)
-        return self.chain(_NODE_TAG + left + right, self.at + self.at, first, split, depth)
+        left, li = self.build(keys, key_bytes, values, lo, mid, split + 1)
+        right, ri = self.build(keys, key_bytes, values, mid, hi, split + 1)
+        at = self.at
+        return self.chain(self.make(split, left, at, li, right, at, ri), first, split, depth)

@@ -67,17 +67,21 @@ def _proof_bytes(proof: smt.Proof) -> int:
 
 
 def _live_nodes(store: smt.MemoryNodeStore, root: bytes) -> int:
-    """Nodes reachable from ``root`` (the rest of the store is history kept for old roots)."""
+    """Nodes reachable from ``root`` (the rest of the store is history kept for old roots),
+    counting the odd-depth internal nodes stored inside their parents' entries."""
     count = 0
-    stack = [root] if root != smt.EMPTY else []
+    stack = [(root, None, 0)] if root != smt.EMPTY else []
     nodes = store.nodes
     while stack:
-        node = nodes[stack.pop()]
+        h, inline, depth = stack.pop()
+        node = inline or nodes[h]
         count += 1
         if node[0] == 1:
-            for child in (node[1:33], node[33:65]):
+            r = depth % smt.LEVELS_PER_ENTRY
+            inside = (None, None) if r == smt.LEVELS_PER_ENTRY - 1 else smt.inline_children(node, r)
+            for child, child_inline in zip((node[1:33], node[33:65]), inside):
                 if child != smt.EMPTY:
-                    stack.append(child)
+                    stack.append((child, child_inline, depth + 1))
     return count
 
 

@@ -56,14 +56,15 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 7: ``s`` holds a height and ``h`` nothing, their values moved under ``z``
+# The layout above. 8: the state tree's nodes are stored in entries of several levels
+# (``smt.LEVELS_PER_ENTRY``; format 7 stored each node on its own); 7: ``s`` holds a height and ``h`` nothing, their values moved under ``z``
 # (format 6 kept a value hash in ``s``, keyed values by hash and history entries in ``h``); 6:
 # what a block adds is keyed height first (format 5 had a table per kind: b, c, r, n<height>,
 # v<height>); 5: no index of values by hash (format 4 wrote ``x<value hash>``);
 # 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by
 # height (format 2 keyed them by hash alone, random keys that every compaction rewrote); 2: ``s``
 # holds the value's hash (format 1 stored the value twice).
-FORMAT = b"7"
+FORMAT = b"8"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -148,8 +149,36 @@ class _ReadCache:
         return value
 
 
-# Tree nodes per cache generation (~200 B each with dict overhead; two generations: up to ~80 MB).
-NODE_CACHE_ENTRIES = 200_000
+class _EntryCache(_ReadCache):
+    """The state tree's entries, in two generations bounded by bytes, not by count: an entry
+    holds up to LEVELS_PER_ENTRY levels, and the deeper the tree, the fuller its lower entries, so
+    a count bound lets the cache's memory grow with the state."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.size = 0
+
+    def put_many(self, items: dict[bytes, bytes]) -> None:
+        n = sum(map(len, items.values())) + ENTRY_OVERHEAD_BYTES * len(items)
+        if self.size + n > self.limit:
+            self.old = self.data
+            self.data = {}
+            self.size = 0
+        self.data.update(items)
+        self.size += n
+
+
+# What a cached entry costs beside its bytes: the key (a 32-byte bytes object), the value's
+# object header, the dict's slot.
+ENTRY_OVERHEAD_BYTES = 140
+# Per generation. An entry count bound (80,000 and 60,000 entries) let a node's own memory grow
+# +11.6-15.4 % and +7.8-13.1 % from 1 to 10 min at 1,000 tx/s (scripts/bench.py --rate 1000
+# --duration 600): the entries fill as the tree deepens. 32 MB: the single-node cache's ~44 MB
+# per generation filled in about 35 s at that rate, entries' bytes come ~0.7 as fast.
+NODE_CACHE_BYTES = 32 * 1024 * 1024
+
 # Latest state values per generation (invoices and members being worked on; ~600 B each).
 STATE_CACHE_ENTRIES = 20_000
 
@@ -163,7 +192,7 @@ class ChainStore:
         # Called between a block's two writes (crash-consistency testing kills the node there).
         self.between_writes: Callable[[], None] = _nothing
         self._tip: Header | None = None
-        self._nodes = _ReadCache(NODE_CACHE_ENTRIES)
+        self._nodes = _EntryCache(NODE_CACHE_BYTES)
         self._state = _ReadCache(STATE_CACHE_ENTRIES)
         # Committed transaction ids in memory, approximately: most replay checks are of new ids,
         # and the filter says no to them without a read (filled at open, then by every commit).

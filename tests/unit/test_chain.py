@@ -96,17 +96,17 @@ def test_state_and_tree_reads_survive_cache_turnover(monkeypatch):
     cache or from the key-value store, block after block."""
     import chainvoice.store.chainstore as cs
 
-    monkeypatch.setattr(cs, "NODE_CACHE_ENTRIES", 7)
+    monkeypatch.setattr(cs, "NODE_CACHE_BYTES", 7 * (cs.ENTRY_OVERHEAD_BYTES + 100))
     monkeypatch.setattr(cs, "STATE_CACHE_ENTRIES", 3)
     g = make_genesis()
     chain, store = open_chain(g)
     numbers = [f"2644000000000000{i:04d}" for i in range(40)]
-    block_nodes = 0  # the most tree nodes one block wrote (a block's go into one generation)
+    block_bytes = 0  # the most cache bytes one block added (a block's entries go into one generation)
     for i in range(0, 40, 5):
         cand, skipped = chain.build([issue_tx(n) for n in numbers[i:i + 5]], T0 + i, "node0")
         assert not skipped
         store.save_commit(chain.commit(cand, certify(g, cand.block)))
-        block_nodes = max(block_nodes, len(cand.nodes))
+        block_bytes = max(block_bytes, sum(map(len, cand.nodes.values())) + cs.ENTRY_OVERHEAD_BYTES * len(cand.nodes))
         # read some back now and then, so old-generation hits move entries forward
         for n in numbers[:i + 5:3]:
             assert store.state_value(invoice_key(n)) is not None
@@ -120,7 +120,7 @@ def test_state_and_tree_reads_survive_cache_turnover(monkeypatch):
                                     T0 + 100 + i, "node0")
         assert not skipped
         store.save_commit(chain.commit(cand, certify(g, cand.block)))
-        block_nodes = max(block_nodes, len(cand.nodes))
+        block_bytes = max(block_bytes, sum(map(len, cand.nodes.values())) + cs.ENTRY_OVERHEAD_BYTES * len(cand.nodes))
         assert codec.decode(store.state_value(invoice_key(n)))["holder"] == key_of("bob").public_key
     root = store.tip.state_root
     tree = smt.SparseMerkleTree(type("N", (), {"get": staticmethod(store.node), "put_many": None})())
@@ -130,8 +130,9 @@ def test_state_and_tree_reads_survive_cache_turnover(monkeypatch):
         assert codec.decode(value)["holder"] == key_of("bob").public_key
         assert tree.get(root, invoice_key(n), store.tip.height) == smt.value_hash(value)
     assert len(store._state.data) <= 3 and len(store._state.old) <= 3
-    # each generation holds at most its limit, or one block's nodes (they go in together)
-    assert len(store._nodes.data) <= max(7, block_nodes) and len(store._nodes.old) <= max(7, block_nodes)
+    # each generation holds at most its limit in bytes, or one block's entries (they go in together)
+    assert store._nodes.size <= max(cs.NODE_CACHE_BYTES, block_bytes)
+    assert 0 < len(store._nodes.data) < 40 and len(store._nodes.old) < 40
 
 
 def test_store_in_an_older_layout_is_refused():

@@ -111,11 +111,22 @@ def test_shared_3_bit_prefix_gives_three_single_child_levels_then_the_split():
     d1 = node(d2, Z)  # bit 1 = 0
     d0 = node(Z, d1)  # bit 0 = 1
     assert root == d0
-    assert set(new_nodes) == {la, lb, split, d2, d1, d0}
+    # Entries: the leaves, and the internal nodes at depths that are multiples of
+    # LEVELS_PER_ENTRY, each holding the internal nodes of the levels below it down to the next
+    # such depth (so one read finds several levels).
+    depths = {d0: 0, d1: 1, d2: 2, split: 3}
+    assert set(new_nodes) == {la, lb} | {h for h, d in depths.items() if d % smt.LEVELS_PER_ENTRY == 0}
     for h, raw in new_nodes.items():
-        # Stored bytes: the 65-byte preimage, then (internal nodes) both children's versions.
-        assert H(raw[:65]) == h and len(raw) == (65 if h in (la, lb) else 81)
-    assert new_nodes[split][65:] == smt.version(0) * 2
+        assert H(raw[:65]) == h
+    assert new_nodes[la] == b"\x00" + KA + V1
+    everything = b"".join(new_nodes.values())
+    for h in depths:
+        # Each internal node's stored bytes, its preimage and then its children's versions, are
+        # in exactly one entry.
+        preimage = {d0: b"\x01" + Z + d1, d1: b"\x01" + d2 + Z, d2: b"\x01" + Z + split, split: b"\x01" + la + lb}[h]
+        assert everything.count(preimage) == 1
+    at = everything.index(b"\x01" + la + lb)
+    assert everything[at + 65:at + 81] == smt.version(0) * 2
     assert tree.prove(root, KA) == smt.Proof((Z, Z, Z, lb), None)
     assert tree.prove(root, KB) == smt.Proof((Z, Z, Z, la), None)
     assert smt.verify_inclusion(root, KA, V1, tree.prove(root, KA))
@@ -232,6 +243,30 @@ def test_batched_update_reads_each_old_node_at_most_once():
     # separate walk per write (what a LevelDB-backed store would pay for per get).
     assert len(store.reads) == len(set(store.reads))
     assert len(store.reads) < 0.75 * per_key_walks
+
+
+def test_a_read_fetches_one_entry_per_levels_per_entry_levels_of_the_path():
+    # The store's entries hold LEVELS_PER_ENTRY levels each: walking to a leaf at depth D reads
+    # the entries rooted at depths 0, L, 2L, ... above it, and the leaf's own.
+    store = CountingStore()
+    tree = smt.SparseMerkleTree(store)
+    keys = [H(b"k%d" % i) for i in range(2_000)]
+    root, _ = tree.update(Z, {k: V1 for k in keys})
+    levels = smt.LEVELS_PER_ENTRY
+    deepest = 0
+    for k in keys[:200] + [H(b"absent%d" % i) for i in range(50)]:
+        depth = len(tree.prove(root, k).siblings)
+        deepest = max(deepest, depth)
+        store.reads.clear()
+        tree.get(root, k)
+        internal = (depth - 1) // levels + 1 if depth else 0
+        assert len(store.reads) <= internal + 1
+        assert len(store.reads) >= internal
+    assert deepest > 2 * levels  # the walks did cross several entries
+    # Every read names an entry the store holds: no inner node is ever looked up on its own.
+    store.reads.clear()
+    tree.update(root, {k: V2 for k in keys[::7]})
+    assert store.reads and all(h in store.nodes for h in store.reads)
 
 
 def test_old_roots_stay_readable_and_provable():

@@ -96,10 +96,12 @@ VERSION_BYTES = 8
 STORED_NODE_BYTES = NODE_BYTES + 2 * VERSION_BYTES  # 81
 # Entries (see the module's docstring): a node above an entry's deepest level is stored as its
 # stored bytes, a flags byte, then the stored bytes of each child that is an internal node (bit
-# 0 the left, bit 1 the right). Three levels per entry: with 1,000,000 invoices preloaded the
-# network committed more with 3 than with 2 or 4 (one pair each), and more with 2 than with
-# single nodes (two alternating pairs; scripts/bench.py --preload 1000000, 2026-12-07; figures
-# in docs/performance.md of main).
+# 0 the left, bit 1 the right). Three levels per entry: with 1,000,000 invoices preloaded
+# (scripts/bench.py --preload 1000000, 2026-12-07) the network committed 3,359.7 tx/s with 3
+# levels, 3,236.3 with 4 and 3,283.2 and 3,329.8 with 2 (one hour, single runs), and on three
+# later pairs alternating with single nodes 3,156.6-3,296.6 against 2,733.2-2,936.5 (figures in
+# docs/performance.md). What it costs: an update copies an unchanged sibling's inline nodes into
+# the rewritten entry (at 400,000 keys, 2,734 bytes per written key against 1,591).
 _WITH_FLAGS = STORED_NODE_BYTES + 1
 LEVELS_PER_ENTRY = 3
 assert LEVELS_PER_ENTRY >= 2

@@ -171,12 +171,15 @@ class _EntryCache(_ReadCache):
 
 
 # What a cached entry costs beside its bytes: the key (a 32-byte bytes object), the value's
-# object header, the dict's slot.
+# object header, the dict's slot. Measured (tracemalloc and sys.getsizeof, 80,000 entries put a
+# block at a time): 131 B as requested; the allocator's rounding comes on top (the 65-byte key
+# takes an 80-byte block), so 32 MB of counted bytes is a little more in memory.
 ENTRY_OVERHEAD_BYTES = 140
-# Per generation. An entry count bound (80,000 and 60,000 entries) let a node's own memory grow
+# Per generation. An entry-count bound (80,000 and 60,000 entries) let a node's own memory grow
 # +11.6-15.4 % and +7.8-13.1 % from 1 to 10 min at 1,000 tx/s (scripts/bench.py --rate 1000
-# --duration 600): the entries fill as the tree deepens. 32 MB: the single-node cache's ~44 MB
-# per generation filled in about 35 s at that rate, entries' bytes come ~0.7 as fast.
+# --duration 600): the lower entries fill as the tree deepens, so a count bound's bytes grow
+# with the state. 32 MB: RssAnon +6.4-9.3 % and +6.1-9.1 % in two such runs, inside the
+# 10 % target but with a thin margin on one node; 2026-12-07, docs/performance.md.
 NODE_CACHE_BYTES = 32 * 1024 * 1024
 
 # Latest state values per generation (invoices and members being worked on; ~600 B each).
@@ -284,9 +287,10 @@ class ChainStore:
 
     @property
     def hot_nodes(self) -> dict[bytes, bytes]:
-        """The current generation of the node cache: committed nodes by hash, which the state
-        tree reads as a plain dict before calling ``node`` (content-addressed, so never stale;
-        a later turnover only makes this mapping an older one)."""
+        """The current generation of the node cache: committed tree entries by their top
+        node's hash, which the state tree reads as a plain dict before calling ``node``
+        (content-addressed, so never stale; a later turnover only makes this mapping an older
+        one)."""
         return self._nodes.data
 
     # -- writing -------------------------------------------------------------------------------

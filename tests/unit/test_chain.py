@@ -141,7 +141,7 @@ def test_store_in_an_older_layout_is_refused():
     kv.write({}, [b"mformat"])
     with pytest.raises(StoreCorrupt, match="layout 1"):
         ChainStore(kv).open(make_genesis())
-    for older in (b"2", b"5"):
+    for older in (b"2", b"5", b"7"):
         kv.write({b"mformat": older})
         with pytest.raises(StoreCorrupt, match=f"layout {older.decode()}"):
             ChainStore(kv).open(make_genesis())

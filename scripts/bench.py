@@ -44,10 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 from chainvoice import crypto, localnet  # noqa: E402
 from chainvoice.client import NodeClient  # noqa: E402
+from chainvoice.store.leveldb import BLOCKS_DIR, INDEX_DIR  # noqa: E402
 from chainvoice.ledger import amounts, calendar  # noqa: E402
 from chainvoice.ledger.transaction import decode, sign  # noqa: E402
 
 from bench_core import rate  # noqa: E402  (sibling script: this directory is on sys.path)
+from node_figures import leveldb_log, log_stamp, thread_cpu  # noqa: E402
 
 TICK_S = 0.02  # open loop: one batch per node round-robin every tick
 
@@ -367,11 +369,15 @@ def main() -> None:
         pids = {e.id: localnet.read_pid(e) for e in entries}
         rss_samples: list[tuple[float, dict[str, int]]] = []
         anon_samples: list[tuple[float, dict[str, int]]] = []
+        threads0 = {k: thread_cpu(p) for k, p in pids.items()}
+        window = [log_stamp()]
         elapsed = asyncio.run(run_load(load, args.duration, args.rate, args.concurrency, args.batch, pids,
                                        rss_samples, anon_samples))
         rss_samples.append((elapsed, {k: current_rss(p) for k, p in pids.items()}))
         anon_samples.append((elapsed, {k: current_rss(p, "RssAnon") for k, p in pids.items()}))
         gen_cpu = time.process_time() - gen0
+        window.append(log_stamp())
+        threads1 = {k: thread_cpu(p) for k, p in pids.items()}
         vm1 = page_cache_counters()
         time.sleep(0.5)
         h1 = clients[0].status()["height"]
@@ -384,6 +390,14 @@ def main() -> None:
 
     s = load.stats
     committed = s.accepted + s.rejected
+    # Where the nodes' CPU went in the window: the main thread (event loop, execution, the state
+    # tree) or the others (LevelDB's writers, its flushes and compactions), and what LevelDB says
+    # it flushed and compacted meanwhile, per database.
+    node_threads = {k: {name: round(cpu - threads0[k].get(name, 0.0), 1) for name, cpu in threads1[k].items()}
+                    for k in threads1}
+    leveldb = {e.id: {db: {f: v / 2**20 if f.endswith("bytes") else v
+                           for f, v in leveldb_log(e.directory / "data" / db, *window).items()}
+                      for db in (INDEX_DIR, BLOCKS_DIR)} for e in entries}
     cores = os.cpu_count() or 1
     bound = cores * vrate / args.nodes
     result = {
@@ -404,6 +418,9 @@ def main() -> None:
         "ed25519_verify_per_s": round(vrate), "verify_bound_tx_s": round(bound),
         "fraction_of_bound": round(committed / elapsed / bound, 3),
         "page_cache": {k: vm1[k] - vm0[k] for k in vm1 if k in vm0},
+        "node_thread_cpu_s": node_threads,
+        "leveldb_mb": {k: {db: {f.replace("_bytes", ""): round(v, 1) for f, v in d.items()} for db, d in dbs.items()}
+                       for k, dbs in leveldb.items()},
         "python": {"executable": sys.executable, "version": sys.version.split()[0],
                    "issue_decodes_per_s": round(prate)},
     }
@@ -416,6 +433,13 @@ def main() -> None:
     print(f"  blocks               {result['blocks_s']:>10,.2f} /s  mean batch {result['mean_batch']}")
     print(f"  latency p50/p95/p99  {result['latency_ms']['p50']:,.0f} / {result['latency_ms']['p95']:,.0f} / {result['latency_ms']['p99']:,.0f} ms")
     print(f"  node CPU seconds     {result['node_cpu_s']}")
+    print(f"  node CPU by thread   main { {k: v.get('main', 0.0) for k, v in node_threads.items()} },"
+          f" others { {k: round(sum(c for n, c in v.items() if n != 'main'), 1) for k, v in node_threads.items()} }")
+    for db in (INDEX_DIR, BLOCKS_DIR):
+        total = {f: sum(dbs[db][f] for dbs in leveldb.values()) for f in ("flushed_bytes", "compacted_bytes", "compactions")}
+        print(f"  LevelDB {db:<7}      all nodes: {total['flushed_bytes']:,.0f} MB flushed, {total['compacted_bytes']:,.0f} MB of"
+              f" compaction output in {total['compactions']:,} compactions;"
+              f" {total['compacted_bytes'] * 2**20 / max(committed, 1) / len(leveldb):,.0f} B compacted per transaction per node")
     print(f"  node peak RSS MB     {result['node_peak_rss_mb']}")
     print(f"  load generator CPU   {result['load_generator_cpu_s']} s")
     for label, samples in (("RSS", rss_samples), ("RssAnon", anon_samples)):

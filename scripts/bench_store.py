@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import re
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +39,8 @@ from chainvoice.sim.cast import T0, actor_key, make_genesis, node_key, tax_id  #
 from chainvoice.store.chainstore import ChainStore  # noqa: E402
 from chainvoice.store.leveldb import LevelDBKeyValue, open_node_store  # noqa: E402
 
+from node_figures import leveldb_log, log_stamp, thread_cpu  # noqa: E402  (sibling script)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,6 +54,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tune_allocator()  # as a node does, before its store opens
+    started = log_stamp()  # a reused --dir keeps older runs' lines in LevelDB's LOG
     genesis = make_genesis(4)
     path = Path(args.dir or tempfile.mkdtemp(prefix="cv-bench-store-"))
     store = ChainStore(*open_node_store(path, 0, 1, write_buffer_bytes=args.write_buffer_mb << 20))
@@ -113,36 +116,20 @@ def main() -> None:
         profiler.disable()
         print(f"main thread over the last {args.profile} blocks (cProfile, by own time):")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(18)
-    threads = thread_cpu(store)
+    threads = thread_cpu("self", {threading.main_thread().native_id: "main (with signing)",
+                                  store.kv.writer_thread_id: "index writer",
+                                  store.blocks.writer_thread_id: "blocks writer"},
+                         other="LevelDB background and others")
     store.close()
     compacted, size = {}, {}
     for db in sorted(d for d in path.iterdir() if (d / "LOG").exists()):
-        log = (db / "LOG").read_text(errors="replace")
-        compacted[db.name] = sum(int(x) for x in re.findall(r"=> (\d+) bytes", log)) / 1e6
+        compacted[db.name] = leveldb_log(db, since=started)["compacted_bytes"] / 1e6
         size[db.name] = sum(f.stat().st_size for f in db.iterdir() if f.is_file()) / 1e6
     each = ", ".join(f"{name} {compacted[name]:,.0f} MB of {size[name]:,.0f} MB" for name in compacted)
     print(f"CPU: main thread {main_total:.1f} s, process {proc_total:.1f} s (compaction and the writer threads"
           f" ~{proc_total - main_total:.1f} s); compaction output {sum(compacted.values()):,.0f} MB;"
           f" store {sum(size.values()):,.0f} MB ({each})")
     print("CPU by thread over the whole run (/proc): " + ", ".join(f"{name} {cpu:.1f} s" for name, cpu in threads.items()))
-
-
-def thread_cpu(store: ChainStore) -> dict[str, float]:
-    """CPU seconds of each of the process's threads, by role: the index's and the blocks' writer
-    threads (they fill LevelDB's memtables and wait for synced writes) apart from LevelDB's own
-    background thread (flushes and compaction)."""
-    import os
-    import threading
-    tick = os.sysconf("SC_CLK_TCK")
-    roles = {threading.main_thread().native_id: "main (with signing)", store.kv.writer_thread_id: "index writer",
-             store.blocks.writer_thread_id: "blocks writer"}
-    out: dict[str, float] = {}
-    for task in Path("/proc/self/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        name = roles.get(int(task.name), "LevelDB background and others")
-        out[name] = out.get(name, 0.0) + cpu
-    return out
 
 
 if __name__ == "__main__":

@@ -487,9 +487,8 @@ class _Batch:
     Every subtree is handled as (hash, version, inline): the version its node is stored at, read
     from its parent's stored bytes on the way down, and for an internal node without an entry of
     its own (not at a multiple of LEVELS_PER_ENTRY) its stored bytes, taken from its parent's. A
-    result is
-    ``(hash, kind, version, inline)``: an untouched or lifted subtree keeps its old version, a
-    rebuilt one has the batch's ``at``.
+    result is ``(hash, kind, version, inline)``: an untouched or lifted subtree keeps its old
+    version, a rebuilt one has the batch's ``at``.
     """
 
     def __init__(

@@ -14,7 +14,10 @@ p50/p95/p99, per-node CPU seconds and peak RSS, this machine's rate of transacti
 checks measured in the same run, the bound it implies (cores × checks/s ÷ replicas) and the
 achieved fraction of that bound. Also, to compare runs across days and installs: the
 interpreter's speed at the nodes' Python work (issue decodes/s, one core) and which Python ran,
-and what the machine read from disk during the measured window (page cache evictions).
+and what the machine read from disk during the measured window (page cache evictions). And, to
+see where a state's cost goes: each node's CPU in the window split between its main thread and
+the others (LevelDB's writers, flushes and compactions), and what each node's two LevelDB
+databases flushed and compacted in the window, from their own LOG files.
 
     python scripts/bench.py --duration 60                 # closed loop, as fast as it goes
     python scripts/bench.py --rate 1000 --duration 60     # open loop at 1000 tx/s offered

@@ -398,9 +398,8 @@ def main() -> None:
     # it flushed and compacted meanwhile, per database.
     node_threads = {k: {name: round(cpu - threads0[k].get(name, 0.0), 1) for name, cpu in threads1[k].items()}
                     for k in threads1}
-    leveldb = {e.id: {db: {f: v / 2**20 if f.endswith("bytes") else v
-                           for f, v in leveldb_log(e.directory / "data" / db, *window).items()}
-                      for db in (INDEX_DIR, BLOCKS_DIR)} for e in entries}
+    leveldb = {e.id: {db: leveldb_log(e.directory / "data" / db, *window) for db in (INDEX_DIR, BLOCKS_DIR)}
+               for e in entries}
     cores = os.cpu_count() or 1
     bound = cores * vrate / args.nodes
     result = {
@@ -422,8 +421,9 @@ def main() -> None:
         "fraction_of_bound": round(committed / elapsed / bound, 3),
         "page_cache": {k: vm1[k] - vm0[k] for k in vm1 if k in vm0},
         "node_thread_cpu_s": node_threads,
-        "leveldb_mb": {k: {db: {f.replace("_bytes", ""): round(v, 1) for f, v in d.items()} for db, d in dbs.items()}
-                       for k, dbs in leveldb.items()},
+        "leveldb_mb": {k: {db: {"flushed": round(d["flushed_bytes"] / 2**20, 1),
+                                "compacted": round(d["compacted_bytes"] / 2**20, 1),
+                                "compactions": d["compactions"]} for db, d in dbs.items()} for k, dbs in leveldb.items()},
         "python": {"executable": sys.executable, "version": sys.version.split()[0],
                    "issue_decodes_per_s": round(prate)},
     }
@@ -440,9 +440,9 @@ def main() -> None:
           f" others { {k: round(sum(c for n, c in v.items() if n != 'main'), 1) for k, v in node_threads.items()} }")
     for db in (INDEX_DIR, BLOCKS_DIR):
         total = {f: sum(dbs[db][f] for dbs in leveldb.values()) for f in ("flushed_bytes", "compacted_bytes", "compactions")}
-        print(f"  LevelDB {db:<7}      all nodes: {total['flushed_bytes']:,.0f} MB flushed, {total['compacted_bytes']:,.0f} MB of"
-              f" compaction output in {total['compactions']:,} compactions;"
-              f" {total['compacted_bytes'] * 2**20 / max(committed, 1) / len(leveldb):,.0f} B compacted per transaction per node")
+        print(f"  LevelDB {db:<7}      all nodes: {total['flushed_bytes'] / 2**20:,.0f} MB flushed,"
+              f" {total['compacted_bytes'] / 2**20:,.0f} MB of compaction output in {total['compactions']:,} compactions;"
+              f" {total['compacted_bytes'] / max(committed, 1) / len(leveldb):,.0f} B compacted per transaction per node")
     print(f"  node peak RSS MB     {result['node_peak_rss_mb']}")
     print(f"  load generator CPU   {result['load_generator_cpu_s']} s")
     for label, samples in (("RSS", rss_samples), ("RssAnon", anon_samples)):

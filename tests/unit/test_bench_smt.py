@@ -2,24 +2,14 @@
 node carries its children's versions after the 65-byte preimage, so the walk must read the two
 hashes, not the tail. (It read ``node[33:]``, a 48-byte key no store holds: the benchmark died.)"""
 
-import importlib.util
 import random
-from pathlib import Path
 
 from chainvoice import smt
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_smt", ROOT / "scripts" / "bench_smt.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.support.scripts import load_script
 
 
 def test_live_nodes_counts_every_leaf_and_internal_node_once():
-    bench = _load()
+    bench = load_script("bench_smt")
     rng = random.Random(7)
     store = smt.MemoryNodeStore()
     tree = smt.SparseMerkleTree(store)

@@ -2,26 +2,16 @@
 The preloaded run's diagnosis (docs/performance.md) rests on these figures, so they are checked
 against a real LevelDB and a real busy thread."""
 
-import importlib.util
 import os
 import threading
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import plyvel
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.scripts import load_script
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("node_figures", ROOT / "scripts" / "node_figures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-nf = _load()
+nf = load_script("node_figures")
 
 
 def test_a_real_leveldb_log_shows_its_flushes_and_compactions(tmp_path):

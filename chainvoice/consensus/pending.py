@@ -12,7 +12,7 @@ has not written them), and for each transaction the store did not hold, the heig
 looked. A transaction found absent at height h, and in none of the blocks since (all of them
 kept), is still absent: so a transaction checked when it arrived (gossip or a client) is not
 looked up in the store again when its block is executed. (The store itself answers most lookups
-of transactions that are not there from memory, ``store/txfilter.py``; before it, such a lookup
+of transactions that are not there from memory, ``store/digestfilter.py``; before it, such a lookup
 was the slow kind, LevelDB searching its memtable and every level's filter, and every node made
 two of them per transaction.)
 """

@@ -50,7 +50,7 @@ from ..chain.genesis import Genesis
 from ..ledger.records import Receipt
 from ..smt import EMPTY
 from .kv import KeyValue
-from .txfilter import TxIdFilter
+from .digestfilter import DigestFilter
 
 _TIP = b"mtip"
 _GENESIS = b"mgenesis"
@@ -197,9 +197,11 @@ class ChainStore:
         self._tip: Header | None = None
         self._nodes = _EntryCache(NODE_CACHE_BYTES)
         self._state = _ReadCache(STATE_CACHE_ENTRIES)
-        # Committed transaction ids in memory, approximately: most replay checks are of new ids,
-        # and the filter says no to them without a read (filled at open, then by every commit).
-        self._tx_ids = TxIdFilter()
+        # Committed transaction ids and written state keys in memory, approximately: most replay
+        # checks are of new ids, and most state reads that miss the cache are of new invoices'
+        # keys; the filters say no to them without a read (filled at open, then by every commit).
+        self._tx_ids = DigestFilter()
+        self._state_keys = DigestFilter()
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -235,16 +237,18 @@ class ChainStore:
         if root != EMPTY and self.node(root, _height(tip["height"])) is None:
             raise StoreCorrupt("the tip's state root is not in the store")
         self._tip = block.header
-        self._tx_ids = self._committed_tx_ids()
+        self._tx_ids = self._index_filter(b"t")
+        self._state_keys = self._index_filter(b"s")
         return block.header
 
-    def _committed_tx_ids(self) -> TxIdFilter:
-        """The filter of every committed transaction id, from the ``t`` index; when it had to
-        grow layers while filling, filled again at once at its final size (one layer to ask)."""
-        def ids() -> Iterator[bytes]:
-            return (key[1:] for key, _ in self.kv.scan(b"t"))
-        tx_ids = TxIdFilter.of(ids())
-        return tx_ids if tx_ids.layers == 1 else TxIdFilter.of(ids(), expected=len(tx_ids))
+    def _index_filter(self, prefix: bytes) -> DigestFilter:
+        """The filter of every digest keyed under ``prefix`` (``t``: committed transaction ids,
+        ``s``: written state keys); when it had to grow layers while filling, filled again at
+        once at its final size (one layer to ask)."""
+        def digests() -> Iterator[bytes]:
+            return (key[1:] for key, _ in self.kv.scan(prefix))
+        found = DigestFilter.of(digests())
+        return found if found.layers == 1 else DigestFilter.of(digests(), expected=len(found))
 
     @property
     def tip(self) -> Header:
@@ -258,6 +262,8 @@ class ChainStore:
         if value is None:
             value = self._state.get(key)
             if value is None:
+                if key not in self._state_keys:
+                    return None  # certainly never written
                 at = self.kv.get(b"s" + key)  # the height that wrote it
                 if at is None:
                     return None
@@ -370,6 +376,7 @@ class ChainStore:
         self._state.put_many(commit.state_writes)
         self._nodes.put_many(commit.nodes)
         self._tx_ids.add_many([tx.tx_id for tx in commit.txs])
+        self._state_keys.add_many(commit.state_writes)
         self._tip = block.header
 
     def save_safety(self, state: bytes) -> None:

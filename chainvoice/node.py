@@ -125,8 +125,8 @@ class Node:
         if self.key.public_key != self.consortium.node_keys[self.node_id]:
             raise ConfigError(f"{config.key} is not the key the genesis file lists for {self.node_id}")
         node_ids = list(self.consortium.node_ids)
-        self.kv, self.blocks_kv = open_node_store(config.data_dir, node_ids.index(self.node_id), len(node_ids))
-        self.store = ChainStore(self.kv, self.blocks_kv)
+        self.databases = open_node_store(config.data_dir, node_ids.index(self.node_id), len(node_ids))
+        self.store = ChainStore(*self.databases)
         tip = self.store.open(self.genesis)
         self.store.between_writes = lambda: self._maybe_crash("between-writes")
         self.genesis_hash = self.genesis.block().hash
@@ -148,7 +148,7 @@ class Node:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._pending_submit: list[Transaction] = []
         self._submit_handle: asyncio.TimerHandle | None = None
-        self._helpers = HelperThreads(keep=(self.kv.writer_thread_id, self.blocks_kv.writer_thread_id))
+        self._helpers = HelperThreads(keep=tuple(db.writer_thread_id for db in self.databases))
         self._helpers_handle: asyncio.TimerHandle | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = asyncio.Event()

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from chainvoice import crypto, localnet  # noqa: E402
 from chainvoice.client import NodeClient  # noqa: E402
-from chainvoice.store.leveldb import BLOCKS_DIR, INDEX_DIR  # noqa: E402
+from chainvoice.store.leveldb import BLOCKS_DIR, INDEX_DIR, SAFETY_DIR  # noqa: E402
 from chainvoice.ledger import amounts, calendar  # noqa: E402
 from chainvoice.ledger.transaction import decode, sign  # noqa: E402
 
@@ -398,7 +398,7 @@ def main() -> None:
     # it flushed and compacted meanwhile, per database.
     node_threads = {k: {name: round(cpu - threads0[k].get(name, 0.0), 1) for name, cpu in threads1[k].items()}
                     for k in threads1}
-    leveldb = {e.id: {db: leveldb_log(e.directory / "data" / db, *window) for db in (INDEX_DIR, BLOCKS_DIR)}
+    leveldb = {e.id: {db: leveldb_log(e.directory / "data" / db, *window) for db in (INDEX_DIR, BLOCKS_DIR, SAFETY_DIR)}
                for e in entries}
     cores = os.cpu_count() or 1
     bound = cores * vrate / args.nodes
@@ -438,7 +438,7 @@ def main() -> None:
     print(f"  node CPU seconds     {result['node_cpu_s']}")
     print(f"  node CPU by thread   main { {k: v.get('main', 0.0) for k, v in node_threads.items()} },"
           f" others { {k: round(sum(c for n, c in v.items() if n != 'main'), 1) for k, v in node_threads.items()} }")
-    for db in (INDEX_DIR, BLOCKS_DIR):
+    for db in (INDEX_DIR, BLOCKS_DIR, SAFETY_DIR):
         total = {f: sum(dbs[db][f] for dbs in leveldb.values()) for f in ("flushed_bytes", "compacted_bytes", "compactions")}
         print(f"  LevelDB {db:<7}      all nodes: {total['flushed_bytes'] / 2**20:,.0f} MB flushed,"
               f" {total['compacted_bytes'] / 2**20:,.0f} MB of compaction output in {total['compactions']:,} compactions;"

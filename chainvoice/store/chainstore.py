@@ -2,7 +2,7 @@
 
 Layout (one byte prefix per table; heights big-endian so keys sort by height):
 
-    m<name>                     meta: tip, genesis hash, safety state
+    m<name>                     meta: tip, genesis hash, layout; the safety state (msafety)
     t<tx_id>                    [height, index] of a committed transaction
     s<state key>                <height> of the latest state value (under z<height>v<state key>)
     h<number><height><index>    invoice history: every transaction naming it, accepted or not
@@ -30,7 +30,9 @@ were rewritten at every level: the table file that holds the end of one and the 
 next overlaps every new table.)
 
 The ``z`` entries can live in a key-value store of their own (``blocks``), so that the indexes'
-random keys never share a table file, or a compaction, with them. A block is then written in two
+random keys never share a table file, or a compaction, with them; and the safety state in one of
+its own (``safety``), so that its versions, a block's size each, rewritten before every vote, do
+not fill the indexes' memtable (see ``leveldb.SAFETY_DIR``). A block is then written in two
 synced writes: its ``z`` entries first, then the indexes with the new tip. A crash between the
 two leaves entries above the tip, which ``open`` drops: the block commits again.
 
@@ -56,7 +58,8 @@ _TIP = b"mtip"
 _GENESIS = b"mgenesis"
 _SAFETY = b"msafety"
 _FORMAT = b"mformat"
-# The layout above. 8: the state tree's nodes are stored in entries of several levels
+# The layout above. 9: the safety state may be kept in a store of its own (a layout-8 store's is
+# moved there when it opens); 8: the state tree's nodes are stored in entries of several levels
 # (``smt.LEVELS_PER_ENTRY``; format 7 stored each node on its own); 7: ``s`` holds a height and ``h`` nothing, their values moved under ``z``
 # (format 6 kept a value hash in ``s``, keyed values by hash and history entries in ``h``); 6:
 # what a block adds is keyed height first (format 5 had a table per kind: b, c, r, n<height>,
@@ -64,7 +67,9 @@ _FORMAT = b"mformat"
 # 4: tree nodes keyed by version (format 3 keyed them by hash alone); 3: values are keyed by
 # height (format 2 keyed them by hash alone, random keys that every compaction rewrote); 2: ``s``
 # holds the value's hash (format 1 stored the value twice).
-FORMAT = b"8"
+FORMAT = b"9"
+# Opened and brought up to FORMAT in place (the others are refused).
+_MIGRATED_FROM = b"8"
 
 _H = 8  # bytes of a height in keys
 _I = 4  # bytes of a position in a block
@@ -189,9 +194,10 @@ STATE_CACHE_ENTRIES = 20_000
 class ChainStore:
     """Implements ``chain.CommittedStore`` and the node's read indexes over a KeyValue."""
 
-    def __init__(self, kv: KeyValue, blocks: KeyValue | None = None) -> None:
+    def __init__(self, kv: KeyValue, blocks: KeyValue | None = None, safety: KeyValue | None = None) -> None:
         self.kv = kv
         self.blocks = kv if blocks is None else blocks  # the z<height> entries (see the layout)
+        self.safety = kv if safety is None else safety  # the replica's safety state
         # Called between a block's two writes (crash-consistency testing kills the node there).
         self.between_writes: Callable[[], None] = _nothing
         self._tip: Header | None = None
@@ -217,7 +223,9 @@ class ChainStore:
             self.save_commit(genesis_commit(genesis), genesis_hash=genesis_hash)
         elif stored != genesis_hash:
             raise StoreCorrupt("this store belongs to a different chain (genesis hash differs)")
-        elif (found_format := self.kv.get(_FORMAT) or b"1") != FORMAT:
+        elif (found_format := self.kv.get(_FORMAT) or b"1") == _MIGRATED_FROM:
+            self._move_safety_state()
+        elif found_format != FORMAT:
             found = found_format.decode(errors="replace")
             raise StoreCorrupt(f"this store has layout {found}, this node reads layout {FORMAT.decode()}: "
                                "move it aside and let the node catch up from its peers")
@@ -240,6 +248,17 @@ class ChainStore:
         self._tx_ids = self._index_filter(b"t")
         self._state_keys = self._index_filter(b"s")
         return block.header
+
+    def _move_safety_state(self) -> None:
+        """Layout 8 -> 9: the safety state into its own store. Copied first, then removed from
+        the index with the new layout mark in one write: a crash between the two copies it again
+        (the same bytes: no vote can have been persisted before the store opened)."""
+        state = self.kv.get(_SAFETY)
+        if state is not None and self.safety is not self.kv:
+            self.safety.write({_SAFETY: state}, sync=True)
+            self.kv.write({_FORMAT: FORMAT}, [_SAFETY], sync=True)
+        else:
+            self.kv.write({_FORMAT: FORMAT}, sync=True)
 
     def _index_filter(self, prefix: bytes) -> DigestFilter:
         """The filter of every digest keyed under ``prefix`` (``t``: committed transaction ids,
@@ -381,10 +400,10 @@ class ChainStore:
 
     def save_safety(self, state: bytes) -> None:
         """The replica's safety state; synced before any vote it protects is sent."""
-        self.kv.write({_SAFETY: state}, sync=True)
+        self.safety.write({_SAFETY: state}, sync=True)
 
     def load_safety(self) -> bytes | None:
-        return self.kv.get(_SAFETY)
+        return self.safety.get(_SAFETY)
 
     def save_evidence(self, evidence_id: bytes, evidence: bytes) -> None:
         self.kv.write({b"e" + evidence_id: evidence}, sync=True)
@@ -455,6 +474,7 @@ class ChainStore:
         return audit.AuditView(self.kv.scan, self.kv.get, self.state_value)
 
     def close(self) -> None:
-        if self.blocks is not self.kv:
-            self.blocks.close()
+        for kv in (self.safety, self.blocks):
+            if kv is not self.kv:
+                kv.close()
         self.kv.close()

@@ -11,7 +11,7 @@ from chainvoice.chain.genesis import CONSORTIUM_KEY, Genesis, GenesisError
 from chainvoice.ledger import amounts
 from chainvoice.ledger.records import invoice_key
 from chainvoice.ledger.transaction import sign
-from chainvoice.store.chainstore import ChainStore, StoreCorrupt
+from chainvoice.store.chainstore import FORMAT, ChainStore, StoreCorrupt
 from chainvoice.store.kv import MemoryKeyValue
 
 from tests.support.consortium import TAX_IDS, make_genesis, node_key, open_chain
@@ -145,6 +145,29 @@ def test_store_in_an_older_layout_is_refused():
         kv.write({b"mformat": older})
         with pytest.raises(StoreCorrupt, match=f"layout {older.decode()}"):
             ChainStore(kv).open(make_genesis())
+
+
+def test_a_layout_8_store_moves_its_safety_state_into_the_safety_store_when_it_opens():
+    g = make_genesis()
+    kv, blocks, safety = MemoryKeyValue(), MemoryKeyValue(), MemoryKeyValue()
+    store = ChainStore(kv, blocks, safety)
+    tip = store.open(g)
+    store.save_safety(b"votes before the upgrade")
+    assert kv.get(b"msafety") is None  # layout 9 writes it to its own store
+    # the same store as layout 8 left it: the safety state in the index
+    safety.write({}, [b"msafety"])
+    kv.write({b"mformat": b"8", b"msafety": b"votes before the upgrade"})
+    for _ in range(2):  # the second open finds layout 9 and leaves it as it is
+        reopened = ChainStore(kv, blocks, safety)
+        assert reopened.open(g) == tip
+        assert reopened.load_safety() == b"votes before the upgrade"
+        assert kv.get(b"msafety") is None and kv.get(b"mformat") == FORMAT == b"9"
+    # a crash after the copy but before the index's write: the next open copies it again
+    kv.write({b"mformat": b"8", b"msafety": b"votes before the upgrade"})
+    safety.write({b"msafety": b"votes before the upgrade"})
+    reopened = ChainStore(kv, blocks, safety)
+    reopened.open(g)
+    assert reopened.load_safety() == b"votes before the upgrade" and kv.get(b"msafety") is None
 
 
 def test_state_values_are_appended_by_height_and_found_through_the_tree():

@@ -49,18 +49,25 @@ def test_the_store_opens_with_the_size_it_was_given(tmp_path):
         kv.close()
 
 
-def test_a_node_store_keeps_blocks_and_indexes_apart_and_refuses_the_one_database_layout(tmp_path):
+def test_a_node_store_keeps_blocks_indexes_and_safety_state_apart_and_refuses_the_one_database_layout(tmp_path):
     from chainvoice.store.leveldb import StoreOpenError, open_node_store
 
-    index, blocks = open_node_store(tmp_path / "data", 1, 4)
+    dbs = open_node_store(tmp_path / "data", 1, 4)
     try:
-        assert blocks.write_buffer_bytes == LevelDBKeyValue.staggered_write_buffer(1, 4)
-        assert index.write_buffer_bytes < blocks.write_buffer_bytes
-        blocks.write({b"z1": b"block"})
-        assert index.get(b"z1") is None and blocks.get(b"z1") == b"block"
+        assert dbs.blocks.write_buffer_bytes == LevelDBKeyValue.staggered_write_buffer(1, 4)
+        assert dbs.safety.write_buffer_bytes < dbs.index.write_buffer_bytes < dbs.blocks.write_buffer_bytes
+        dbs.blocks.write({b"z1": b"block"})
+        dbs.safety.write({b"msafety": b"votes"})
+        assert dbs.index.get(b"z1") is None and dbs.blocks.get(b"z1") == b"block"
+        assert dbs.index.get(b"msafety") is None and dbs.blocks.get(b"msafety") is None
+        assert len({db.writer_thread_id for db in dbs}) == 3
     finally:
-        index.close()
-        blocks.close()
+        dbs.close()
+    reopened = open_node_store(tmp_path / "data", 1, 4)  # what was written is there after a reopen
+    try:
+        assert reopened.blocks.get(b"z1") == b"block" and reopened.safety.get(b"msafety") == b"votes"
+    finally:
+        reopened.close()
     old = LevelDBKeyValue(tmp_path / "old")
     old.close()
     with pytest.raises(StoreOpenError, match="older layout"):

@@ -95,10 +95,15 @@ class LevelDBKeyValue:
 # in two databases, so that the indexes' random keys are never merged with the blocks' appended
 # ones: the blocks' tables then move down LevelDB's levels without a single rewrite. In process
 # (scripts/bench_store.py --blocks 1000, 1,000,000 invoices), one database: 15,044 MB of
-# compaction output, 271.1 CPU s; two: 3,882 MB (all of it the index's), 204.7 CPU s. The index
-# gets half the blocks' memtable: random keys are rewritten at every level, the more often the
-# smaller the memtable (an eighth: 12,010 MB), and a memtable that takes minutes to fill shows
-# as memory growth.
+# compaction output, 271.1 CPU s; two: 3,882 MB (all of it the index's), 204.7 CPU s. The index's
+# memtable: random keys are rewritten at every level, the more often the smaller the memtable
+# (an eighth of the blocks': 12,010 MB, half: 3,882 MB, in that run), but a memtable that takes
+# minutes to fill shows as memory growth: its memory stays with the process after its first
+# flush. Half the blocks' memtable was right while two thirds of what the index was written were
+# the safety state's versions (below); without them half took 2.5-4 minutes to fill at 1,000
+# tx/s, and own memory (RssAnon) grew +10.9-14.4 % from the first minute to the tenth
+# (scripts/bench.py --rate 1000 --duration 600, 2026-12-07), flat from ~160 s on. A sixth fills
+# about as soon as half did with the safety state in it.
 #
 # The replica's safety state has a third database: it is one key, rewritten (synced) before every
 # vote, twice a block, and it carries the block the replica last sent a COMMIT for, so each write
@@ -109,7 +114,7 @@ class LevelDBKeyValue:
 # of its tables met many level-2 tables. In a database of its own the versions only cost a small
 # memtable's flushes, whose compactions keep one key.
 INDEX_DIR, BLOCKS_DIR, SAFETY_DIR = "index", "blocks", "safety"
-INDEX_SHARE = 2
+INDEX_SHARE = 6
 INDEX_CACHE_BYTES = 16 * 1024 * 1024
 SAFETY_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 SAFETY_CACHE_BYTES = 1024 * 1024

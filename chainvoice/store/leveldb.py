@@ -92,8 +92,9 @@ class LevelDBKeyValue:
 
 
 # A node's data directory: the chain store's indexes, its blocks and the replica's safety state
-# (``ChainStore(index, blocks, safety)``) in three databases. Indexes and blocks apart, so that the indexes' random keys are never merged with the blocks' appended
-# ones: the blocks' tables then move down LevelDB's levels without a single rewrite. In process
+# (``ChainStore(index, blocks, safety)``) in three databases. Indexes and blocks apart, so that
+# the indexes' random keys are never merged with the blocks' appended ones: the blocks' tables
+# then move down LevelDB's levels without a single rewrite. In process
 # (scripts/bench_store.py --blocks 1000, 1,000,000 invoices), one database: 15,044 MB of
 # compaction output, 271.1 CPU s; two: 3,882 MB (all of it the index's), 204.7 CPU s. The index's
 # memtable: random keys are rewritten at every level, the more often the smaller the memtable

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -47,8 +49,10 @@ class LevelDBKeyValue:
             raise ValueError(f"rank {rank} is not one of {count} replicas")
         return int(cls.STAGGER_LOW * (cls.STAGGER_HIGH / cls.STAGGER_LOW) ** (rank / count))
 
-    def __init__(self, path: str | Path, *, write_buffer_bytes: int | None = None, cache_bytes: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, write_buffer_bytes: int | None = None, cache_bytes: int | None = None,
+                 max_memtable_age: float | None = None) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
         self.write_buffer_bytes = self.WRITE_BUFFER_BYTES if write_buffer_bytes is None else write_buffer_bytes
         try:
             self._db = plyvel.DB(str(path), create_if_missing=True,
@@ -67,6 +71,14 @@ class LevelDBKeyValue:
         # normal CPU priority: the event loop waits on it).
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leveldb-write")
         self.writer_thread_id: int = self._writer.submit(threading.get_native_id).result()
+        self.writes = 0  # batches written since opening
+        self._closing = threading.Event()
+        self._ager: threading.Thread | None = None
+        self.max_memtable_age = max_memtable_age
+        if max_memtable_age is not None:
+            self._ager = threading.Thread(target=self._flush_by_age, args=(max_memtable_age,),
+                                          name="leveldb-memtable-age", daemon=True)
+            self._ager.start()
 
     def get(self, key: bytes) -> bytes | None:
         return self._db.get(key)
@@ -84,8 +96,42 @@ class LevelDBKeyValue:
                 batch.delete(k)
             for k, v in puts.items():
                 batch.put(k, v)
+        self.writes += 1
+
+    # A key after every key the chain store writes (its keys start with a lower-case letter), so
+    # that no table holds it: compacting the range it spans does nothing but flush the memtable.
+    _NO_TABLE_KEY = b"\xff\xff\xff\xff"
+
+    def flush_memtable(self) -> None:
+        """Write the memtable out as a table now (LevelDB's CompactRange over a range that no
+        table overlaps only flushes it). Runs on the calling thread, not the writer: LevelDB swaps
+        in an empty memtable and the writer carries on while the old one is written."""
+        self._db.compact_range(start=self._NO_TABLE_KEY, stop=self._NO_TABLE_KEY)
+
+    def memtable_log(self) -> int:
+        """The number of the log file behind the current memtable: LevelDB starts a new one each
+        time it swaps the memtable, whether because it filled or because it was flushed."""
+        numbers = [int(name[:-4]) for name in os.listdir(self.path) if name.endswith(".log") and name[:-4].isdigit()]
+        return max(numbers, default=0)
+
+    def _flush_by_age(self, max_age: float) -> None:
+        # LevelDB flushes a memtable only when it is full. At a low write rate a large one takes
+        # minutes to fill, and the memory it reaches at its first flush stays with the process
+        # (see INDEX_MAX_MEMTABLE_AGE): flushing it once it is ``max_age`` old bounds that time.
+        log, born, writes = self.memtable_log(), time.monotonic(), self.writes
+        while not self._closing.wait(min(1.0, max_age / 4)):
+            now, current = time.monotonic(), self.memtable_log()
+            if current != log:  # it filled and was swapped by LevelDB itself
+                log, born, writes = current, now, self.writes
+            elif now - born >= max_age:
+                if self.writes != writes:  # an empty memtable is left alone
+                    self.flush_memtable()
+                log, born, writes = self.memtable_log(), time.monotonic(), self.writes
 
     def close(self) -> None:
+        self._closing.set()
+        if self._ager is not None:
+            self._ager.join()
         self._writer.shutdown(wait=True)
         if not self._db.closed:
             self._db.close()
@@ -98,13 +144,15 @@ class LevelDBKeyValue:
 # (scripts/bench_store.py --blocks 1000, 1,000,000 invoices), one database: 15,044 MB of
 # compaction output, 271.1 CPU s; two: 3,882 MB (all of it the index's), 204.7 CPU s. The index's
 # memtable: random keys are rewritten at every level, the more often the smaller the memtable
-# (an eighth of the blocks': 12,010 MB, half: 3,882 MB, in that run), but a memtable that takes
-# minutes to fill shows as memory growth: its memory stays with the process after its first
-# flush. Half the blocks' memtable was right while two thirds of what the index was written were
-# the safety state's versions (below); without them half took 2.5-4 minutes to fill at 1,000
-# tx/s, and own memory (RssAnon) grew +10.9-14.4 % from the first minute to the tenth
-# (scripts/bench.py --rate 1000 --duration 600, 2026-12-07), flat from ~160 s on. A sixth fills
-# about as soon as half did with the safety state in it.
+# (an eighth of the blocks': 12,010 MB, half: 3,882 MB, in that run; in the network with 1,000,000
+# invoices preloaded, half: 290-299 B per transaction per node of index compaction, a sixth:
+# 527-667 B). But a memtable that takes minutes to fill shows as memory growth: its memory stays
+# with the process after its first flush. Without the safety state's versions (below), half took
+# 2.5-4 minutes to fill at 1,000 tx/s, and own memory (RssAnon) grew +10.9-14.4 % from the first
+# minute to the tenth (scripts/bench.py --rate 1000 --duration 600, 2026-12-07), flat from ~160 s
+# on. So the index keeps half, and is also flushed once its memtable is INDEX_MAX_MEMTABLE_AGE
+# old: at 1,000 tx/s that is about what a sixth held (a sixth filled within the first minute), at
+# 3,000-4,000 tx/s the size comes first.
 #
 # The replica's safety state has a third database: it is one key, rewritten (synced) before every
 # vote, twice a block, and it carries the block the replica last sent a COMMIT for, so each write
@@ -115,7 +163,8 @@ class LevelDBKeyValue:
 # of its tables met many level-2 tables. In a database of its own the versions only cost a small
 # memtable's flushes, whose compactions keep one key.
 INDEX_DIR, BLOCKS_DIR, SAFETY_DIR = "index", "blocks", "safety"
-INDEX_SHARE = 6
+INDEX_SHARE = 2
+INDEX_MAX_MEMTABLE_AGE = 45.0  # seconds
 INDEX_CACHE_BYTES = 16 * 1024 * 1024
 SAFETY_WRITE_BUFFER_BYTES = 4 * 1024 * 1024
 SAFETY_CACHE_BYTES = 1024 * 1024
@@ -146,7 +195,7 @@ def open_node_store(data_dir: str | Path, rank: int, count: int, *,
     opened: list[LevelDBKeyValue] = []
     try:
         opened.append(LevelDBKeyValue(data / INDEX_DIR, write_buffer_bytes=buffer // INDEX_SHARE,
-                                      cache_bytes=INDEX_CACHE_BYTES))
+                                      cache_bytes=INDEX_CACHE_BYTES, max_memtable_age=INDEX_MAX_MEMTABLE_AGE))
         opened.append(LevelDBKeyValue(data / BLOCKS_DIR, write_buffer_bytes=buffer))
         opened.append(LevelDBKeyValue(data / SAFETY_DIR, write_buffer_bytes=SAFETY_WRITE_BUFFER_BYTES,
                                       cache_bytes=SAFETY_CACHE_BYTES))

@@ -72,3 +72,58 @@ def test_a_node_store_keeps_blocks_indexes_and_safety_state_apart_and_refuses_th
     old.close()
     with pytest.raises(StoreOpenError, match="older layout"):
         open_node_store(tmp_path / "old", 0, 4)
+
+
+def _tables(path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.suffix == ".ldb")
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_a_memtable_older_than_its_age_limit_is_written_to_a_table_long_before_it_fills(tmp_path):
+    import time
+
+    aged = LevelDBKeyValue(tmp_path / "aged", write_buffer_bytes=64 * MB, max_memtable_age=0.2)
+    plain = LevelDBKeyValue(tmp_path / "plain", write_buffer_bytes=64 * MB)
+    try:
+        first_log = aged.memtable_log()
+        for kv in (aged, plain):
+            kv.write({b"s%05d" % i: b"value" for i in range(1000)})
+        assert _wait_for(lambda: _tables(tmp_path / "aged")), "the aged memtable was never flushed"
+        assert aged.memtable_log() > first_log
+        assert aged.get(b"s00999") == b"value"
+        time.sleep(0.5)
+        assert _tables(tmp_path / "plain") == []  # without an age limit 64 MB would have to fill first
+        # An empty memtable is not flushed again: no new table while nothing is written.
+        assert _wait_for(lambda: len(_tables(tmp_path / "aged")) == 1)
+        tables, log = _tables(tmp_path / "aged"), aged.memtable_log()
+        time.sleep(0.8)
+        assert _tables(tmp_path / "aged") == tables and aged.memtable_log() == log
+    finally:
+        aged.close()
+        plain.close()
+    reopened = LevelDBKeyValue(tmp_path / "aged")
+    try:
+        assert reopened.get(b"s00000") == b"value"
+    finally:
+        reopened.close()
+
+
+def test_only_the_index_of_a_node_store_is_flushed_by_age(tmp_path):
+    from chainvoice.store.leveldb import INDEX_MAX_MEMTABLE_AGE, open_node_store
+
+    dbs = open_node_store(tmp_path / "data", 0, 4)
+    try:
+        assert dbs.index.max_memtable_age == INDEX_MAX_MEMTABLE_AGE
+        assert dbs.blocks.max_memtable_age is None and dbs.safety.max_memtable_age is None
+    finally:
+        dbs.close()

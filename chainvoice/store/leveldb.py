@@ -151,8 +151,8 @@ class LevelDBKeyValue:
 # 2.5-4 minutes to fill at 1,000 tx/s, and own memory (RssAnon) grew +10.9-14.4 % from the first
 # minute to the tenth (scripts/bench.py --rate 1000 --duration 600, 2026-12-07), flat from ~160 s
 # on. So the index keeps half, and is also flushed once its memtable is INDEX_MAX_MEMTABLE_AGE
-# old: at 1,000 tx/s that is about what a sixth held (a sixth filled within the first minute), at
-# 3,000-4,000 tx/s the size comes first.
+# old: at 1,000 tx/s that is ~5 MB (four nodes flushed 267 MB in 600 s), less than a sixth held,
+# and at ~4,000 tx/s ~16 MB (87 MB a minute), so in a closed loop the age comes first too.
 #
 # The replica's safety state has a third database: it is one key, rewritten (synced) before every
 # vote, twice a block, and it carries the block the replica last sent a COMMIT for, so each write

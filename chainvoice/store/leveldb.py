@@ -118,15 +118,20 @@ class LevelDBKeyValue:
         # LevelDB flushes a memtable only when it is full. At a low write rate a large one takes
         # minutes to fill, and the memory it reaches at its first flush stays with the process
         # (see INDEX_MAX_MEMTABLE_AGE): flushing it once it is ``max_age`` old bounds that time.
-        log, born, writes = self.memtable_log(), time.monotonic(), self.writes
-        while not self._closing.wait(min(1.0, max_age / 4)):
-            now, current = time.monotonic(), self.memtable_log()
-            if current != log:  # it filled and was swapped by LevelDB itself
-                log, born, writes = current, now, self.writes
-            elif now - born >= max_age:
-                if self.writes != writes:  # an empty memtable is left alone
-                    self.flush_memtable()
-                log, born, writes = self.memtable_log(), time.monotonic(), self.writes
+        # If the directory or the database fails it, it stops: LevelDB still flushes by size,
+        # and the writer reports the failure where it matters.
+        try:
+            log, born, writes = self.memtable_log(), time.monotonic(), self.writes
+            while not self._closing.wait(min(1.0, max_age / 4)):
+                now, current = time.monotonic(), self.memtable_log()
+                if current != log:  # it filled and was swapped by LevelDB itself
+                    log, born, writes = current, now, self.writes
+                elif now - born >= max_age:
+                    if self.writes != writes:  # an empty memtable is left alone
+                        self.flush_memtable()
+                    log, born, writes = self.memtable_log(), time.monotonic(), self.writes
+        except (OSError, plyvel.Error, RuntimeError):
+            return
 
     def close(self) -> None:
         self._closing.set()

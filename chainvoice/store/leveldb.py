@@ -51,8 +51,8 @@ class LevelDBKeyValue:
 
     def __init__(self, path: str | Path, *, write_buffer_bytes: int | None = None, cache_bytes: int | None = None,
                  max_memtable_age: float | None = None) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
         self.write_buffer_bytes = self.WRITE_BUFFER_BYTES if write_buffer_bytes is None else write_buffer_bytes
         try:
             self._db = plyvel.DB(str(path), create_if_missing=True,

@@ -3,6 +3,8 @@ the same blocks at the same rate) they do not flush, and stall their synced writ
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chainvoice.store.leveldb import LevelDBKeyValue
@@ -50,11 +52,14 @@ def test_the_store_opens_with_the_size_it_was_given(tmp_path):
 
 
 def test_a_node_store_keeps_blocks_indexes_and_safety_state_apart_and_refuses_the_one_database_layout(tmp_path):
-    from chainvoice.store.leveldb import StoreOpenError, open_node_store
+    from chainvoice.store.leveldb import INDEX_MAX_MEMTABLE_AGE, StoreOpenError, open_node_store
 
     dbs = open_node_store(tmp_path / "data", 1, 4)
     try:
         assert dbs.blocks.write_buffer_bytes == LevelDBKeyValue.staggered_write_buffer(1, 4)
+        # Only the index is flushed by age as well as by size.
+        assert dbs.index.max_memtable_age == INDEX_MAX_MEMTABLE_AGE
+        assert dbs.blocks.max_memtable_age is None and dbs.safety.max_memtable_age is None
         assert dbs.safety.write_buffer_bytes < dbs.index.write_buffer_bytes < dbs.blocks.write_buffer_bytes
         dbs.blocks.write({b"z1": b"block"})
         dbs.safety.write({b"msafety": b"votes"})
@@ -79,8 +84,6 @@ def _tables(path) -> list[str]:
 
 
 def _wait_for(predicate, timeout: float = 20.0) -> bool:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -90,8 +93,6 @@ def _wait_for(predicate, timeout: float = 20.0) -> bool:
 
 
 def test_a_memtable_older_than_its_age_limit_is_written_to_a_table_long_before_it_fills(tmp_path):
-    import time
-
     aged = LevelDBKeyValue(tmp_path / "aged", write_buffer_bytes=64 * MB, max_memtable_age=0.2)
     plain = LevelDBKeyValue(tmp_path / "plain", write_buffer_bytes=64 * MB)
     try:
@@ -117,13 +118,3 @@ def test_a_memtable_older_than_its_age_limit_is_written_to_a_table_long_before_i
     finally:
         reopened.close()
 
-
-def test_only_the_index_of_a_node_store_is_flushed_by_age(tmp_path):
-    from chainvoice.store.leveldb import INDEX_MAX_MEMTABLE_AGE, open_node_store
-
-    dbs = open_node_store(tmp_path / "data", 0, 4)
-    try:
-        assert dbs.index.max_memtable_age == INDEX_MAX_MEMTABLE_AGE
-        assert dbs.blocks.max_memtable_age is None and dbs.safety.max_memtable_age is None
-    finally:
-        dbs.close()
